@@ -1,0 +1,37 @@
+"""minidl: a deep-learning framework written from scratch on NumPy (CPU) and CuPy (GPU).
+
+    import minidl
+    import minidl.functional as F
+
+    x = minidl.tensor([[1.0, 2.0]], requires_grad=True)
+    y = F.tanh(x @ x.T).sum()
+    y.backward()            # x.grad now holds dy/dx
+"""
+from __future__ import annotations
+
+from . import backend
+from .tensor import Tensor
+from .autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from .backend import Device, cupy_available, default_dtype, manual_seed, set_default_dtype
+from .creation import (
+    arange, as_tensor, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand,
+    randint, randn, tensor, zeros, zeros_like,
+)
+from . import functional
+from .functional.elementwise import (
+    abs, add, clamp, clip, cos, div, erf, exp, gelu, leaky_relu, log, maximum, minimum, mul, neg,
+    pow, relu, sigmoid, sin, softplus, sqrt, sub, tanh, where,
+)
+from .functional.reduce import (
+    amax, amin, argmax, argmin, log_softmax, logsumexp, max, mean, min, softmax, std, sum, var,
+)
+from .functional.shape import (
+    broadcast_to, cat, concat, flatten, pad, permute, reshape, split, squeeze, stack, swapaxes,
+    transpose, unsqueeze,
+)
+from .functional.linalg import matmul
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+
+float32, float64, int64, int32, bool_ = "float32", "float64", "int64", "int32", "bool"
+
+__version__ = "0.1.0"

@@ -1,0 +1,9 @@
+"""The differentiable ops, as functions: ``import minidl.functional as F``.
+
+Elementwise and reduction ops, shapes and indexing, matrix products, and (in their own
+files) convolution, pooling, normalization, dropout and losses.
+"""
+from .elementwise import *  # noqa: F401,F403
+from .reduce import *  # noqa: F401,F403
+from .shape import *  # noqa: F401,F403
+from .linalg import *  # noqa: F401,F403

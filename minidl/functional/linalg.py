@@ -1,0 +1,91 @@
+"""Matrix products: ``matmul`` (NumPy's rules, batched and 1-d cases) and ``linear``."""
+from __future__ import annotations
+
+from .. import backend
+from ..autograd import Function
+from ..tensor import Tensor
+
+__all__ = ["matmul", "linear"]
+
+
+def _matmul_shapes_error(a_shape: tuple, b_shape: tuple) -> ValueError:
+    k_b = b_shape[-2] if len(b_shape) > 1 else b_shape[0]
+    if a_shape[-1] != k_b:
+        return ValueError(f"matmul: shapes {a_shape} and {b_shape} do not align ({a_shape[-1]} != {k_b})")
+    return ValueError(f"matmul: the batch dimensions of {a_shape} and {b_shape} do not broadcast")
+
+
+class MatMul(Function):
+    """C = A @ B;  dA = dC @ B^T, dB = A^T @ dC (summed over broadcast batch axes).
+
+    A 1-d A is treated as a row (1, n) and a 1-d B as a column (n, 1), and the added axis
+    is removed from C, exactly as NumPy does.
+    """
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+        try:
+            return backend.get_array_module(a, b).matmul(a, b)
+        except ValueError:
+            raise _matmul_shapes_error(a.shape, b.shape) from None
+
+    def backward(self, gy):
+        a, b = self.inputs
+        a2 = a if a.ndim > 1 else a.reshape(1, -1)
+        b2 = b if b.ndim > 1 else b.reshape(-1, 1)
+        if a.ndim == 1:
+            gy = gy.unsqueeze(-2)
+        if b.ndim == 1:
+            gy = gy.unsqueeze(-1)
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = sum_to(matmul(gy, b2.mT), a2.shape).reshape(a.shape)
+        if self.needs_input_grad[1]:
+            gb = sum_to(matmul(a2.mT, gy), b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+def matmul(a, b) -> Tensor:
+    """Matrix product with NumPy's broadcasting rules: (..., n, k) @ (..., k, m) -> (..., n, m)."""
+    return MatMul()(a, b)
+
+
+class Linear(Function):
+    """y = x W^T + b for x (..., in), W (out, in), b (out,);
+    dx = gy W, dW = gy^T x (over all leading axes), db = sum of gy over leading axes."""
+
+    def forward(self, x, w, b=None):
+        if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[1]:
+            raise ValueError(
+                f"linear: input of shape {x.shape} does not match weight of shape {w.shape} "
+                f"(expected input (..., {w.shape[1] if w.ndim == 2 else '?'}) and weight (out, in))"
+            )
+        if b is not None and b.shape != (w.shape[0],):
+            raise ValueError(f"linear: bias of shape {b.shape} does not match weight of shape {w.shape}")
+        y = x @ w.T
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, gy):
+        x, w = self.inputs[0], self.inputs[1]
+        need = self.needs_input_grad
+        gx = matmul(gy, w) if need[0] else None
+        gw = gb = None
+        if need[1] or (len(need) > 2 and need[2]):
+            g2 = gy.reshape(-1, gy.shape[-1]) if gy.ndim != 2 else gy
+            if need[1]:
+                x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+                gw = matmul(g2.T, x2)
+            if len(need) > 2 and need[2]:
+                gb = g2.sum(axis=0)
+        return (gx, gw) if len(need) == 2 else (gx, gw, gb)
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """Affine map x W^T + b, PyTorch's layout: weight (out_features, in_features)."""
+    return Linear()(x, weight) if bias is None else Linear()(x, weight, bias)
+
+
+from .reduce import sum_to  # noqa: E402
