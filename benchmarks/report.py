@@ -1,0 +1,81 @@
+"""Shared by the benchmark scripts: machine description and section-wise RESULTS.md updates.
+
+Each script owns one ``## Section`` of ``benchmarks/RESULTS.md`` and replaces only that
+section, so scripts can run in any order (or alone) without erasing each other's results.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+PLOTS = HERE / "results"
+
+HEADER = """# Benchmark results
+
+Every figure here was measured by the script named in its section, with all contenders
+(minidl and its references: PyTorch CPU, raw NumPy, scikit-learn) timed in the same run,
+median of several repeats. Ratios > 1 mean minidl is slower than the reference.
+Re-run a section with its script; `python -m minidl bench` runs them all.
+"""
+
+
+def machine() -> str:
+    """One line naming the machine, BLAS and library versions."""
+    import numpy as np
+
+    parts = [platform.processor() or platform.machine(), f"{os.cpu_count()} cores", f"Python {platform.python_version()}",
+             f"NumPy {np.__version__}"]
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        parts.append(f"BLAS {blas.get('name', '?')} {blas.get('version', '')}".strip())
+    except Exception:
+        pass
+    for mod in ("numba", "torch"):
+        try:
+            parts.append(f"{mod} {__import__(mod).__version__}")
+        except Exception:
+            pass
+    return ", ".join(parts)
+
+
+def median_time(fn: Callable[[], object], repeats: int = 7, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def write_section(title: str, body: str) -> Path:
+    """Replace (or append) the section ``## title`` of RESULTS.md with ``body``; atomic write."""
+    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    section = f"## {title}\n\n_Measured {stamp} on {machine()}._\n\n{body.strip()}\n\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    fd, tmp = tempfile.mkstemp(dir=HERE, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, RESULTS)
+    return RESULTS
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub markdown table."""
+    fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
