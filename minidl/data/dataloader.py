@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .dataset import _has_batch_fetch
+from .dataset import _generator, _has_batch_fetch
 
 __all__ = ["DataLoader", "SequentialSampler", "RandomSampler", "default_collate",
            "numpy_collate"]
@@ -49,7 +49,7 @@ class RandomSampler:
 
     def __init__(self, n: int, seed: int | np.random.Generator | None = None) -> None:
         self.n = int(n)
-        self.rng = np.random.default_rng(seed)
+        self.rng = _generator(seed)
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.rng.permutation(self.n).tolist())
@@ -162,7 +162,8 @@ class DataLoader:
         drop_last: drop the final batch when it has fewer than ``batch_size`` samples.
         collate_fn: ``list of samples -> batch``; ``default_collate`` (Tensors) if None.
         seed: seed of the loader's ``numpy.random.Generator`` (used when shuffling).
-            With ``seed=None`` the order is still random but not reproducible.
+            With ``seed=None`` it is seeded from minidl's global generator
+            (reproducible after ``minidl.manual_seed``).
         prefetch: number of batches a background thread prepares ahead (0: none). The
             batches are the same, in the same order, as without prefetching.
         sampler: an iterable of indices with ``__len__``, replacing the built-in order

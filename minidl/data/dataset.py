@@ -16,7 +16,18 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import random_generator
+
 __all__ = ["Dataset", "TensorDataset", "Subset", "random_split"]
+
+
+def _generator(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """``numpy.random.default_rng(seed)``; for ``seed=None``, seeded by a number drawn from
+    minidl's global generator, so that ``minidl.manual_seed`` makes shuffling, splits and
+    augmentations reproducible. A Generator passed in is used as it is (shared)."""
+    if seed is None:
+        seed = int(random_generator().integers(2**63))
+    return np.random.default_rng(seed)
 
 
 class Dataset:
@@ -121,7 +132,8 @@ def random_split(dataset: Any, lengths: Sequence[int | float],
 
     ``lengths`` are either sample counts summing to ``len(dataset)`` or fractions summing
     to 1 (then counts are ``floor(f * N)`` and the remainder goes one by one to the first
-    splits, as PyTorch does). The permutation comes from ``numpy.random.default_rng(seed)``.
+    splits, as PyTorch does). The permutation comes from ``numpy.random.default_rng(seed)``
+    (for ``seed=None``, from a seed drawn from minidl's global generator).
     """
     n = len(dataset)
     lengths = list(lengths)
@@ -141,7 +153,7 @@ def random_split(dataset: Any, lengths: Sequence[int | float],
         if sum(counts) != n:
             raise ValueError(f"random_split: lengths sum to {sum(counts)} but the dataset "
                              f"has {n} samples")
-    perm = np.random.default_rng(seed).permutation(n)
+    perm = _generator(seed).permutation(n)
     splits, start = [], 0
     for c in counts:
         splits.append(Subset(dataset, perm[start:start + c]))

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .dataset import Dataset
+from .dataset import Dataset, _generator
 
 __all__ = [
     "load_digits", "load_iris", "load_wine", "load_breast_cancer",
@@ -108,7 +108,7 @@ def make_moons(n_samples: int = 200, noise: float = 0.1,
     Returns X (n, 2) float32 and y (n,) int64.
     """
     n = _check_count("make_moons", n_samples, 2)
-    rng = np.random.default_rng(seed)
+    rng = _generator(seed)
     n0 = (n + 1) // 2
     n1 = n - n0
     t0 = np.linspace(0.0, np.pi, n0)
@@ -135,7 +135,7 @@ def make_spirals(n_samples: int = 300, n_classes: int = 3, noise: float = 0.2, t
     n = _check_count("make_spirals", n_samples, 1)
     if n_classes < 1:
         raise ValueError(f"make_spirals: n_classes must be >= 1, got {n_classes}")
-    rng = np.random.default_rng(seed)
+    rng = _generator(seed)
     Xs, ys = [], []
     for k in range(n_classes):
         m = n // n_classes + (1 if k < n % n_classes else 0)
@@ -159,7 +159,7 @@ def make_blobs(n_samples: int = 300, centers: int | np.ndarray = 3, n_features: 
     Returns X (n, n_features) float32 and y (n,) int64 in 0..K-1.
     """
     n = _check_count("make_blobs", n_samples, 1)
-    rng = np.random.default_rng(seed)
+    rng = _generator(seed)
     if np.ndim(centers) == 0:
         k = int(centers)
         if k < 1:
@@ -292,6 +292,7 @@ class _CifarUnpickler(pickle.Unpickler):
         ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
         ("numpy", "ndarray"), ("numpy", "dtype"),
         ("builtins", "bytearray"),
+        ("_codecs", "encode"),        # how protocol-2 pickles written by Python 3 store bytes
     }
 
     def find_class(self, module: str, name: str) -> Any:

@@ -1,7 +1,8 @@
 """Data augmentation: composable, seeded transforms on single images (C x H x W arrays).
 
 Each random transform owns a ``numpy.random.Generator`` built from ``seed`` (an int, an
-existing Generator to share, or None for a non-reproducible one), so that a run with the
+existing Generator to share, or None: seeded from minidl's global generator, which
+``minidl.manual_seed`` resets), so that a run with the
 same seeds sees the same augmented images. Each is applied with probability ``p``; with
 ``p == 0`` it returns its input unchanged (and draws nothing). Every transform returns an
 array of the same shape and dtype as its input.
@@ -17,6 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from .dataset import _generator
 
 __all__ = ["Compose", "RandomTransform", "RandomCrop", "RandomShift", "RandomHorizontalFlip",
            "RandomRotation", "RandomScale", "GaussianNoise", "BrightnessContrast", "Cutout",
@@ -59,12 +62,12 @@ class RandomTransform:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"{type(self).__name__}: p must be in [0, 1], got {p}")
         self.p = float(p)
-        self.rng = np.random.default_rng(seed)
+        self.rng = _generator(seed)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = _check_image(x, type(self).__name__)
         if self.p == 0.0:
-            return x
+            return self.skip(x)
         if self.p < 1.0 and self.rng.random() >= self.p:
             return self.skip(x)
         return self.apply(x)
@@ -340,7 +343,7 @@ def mixup(x: Any, y_onehot: Any, alpha: float = 0.2,
                          "indices with one-hot encoding first")
     if alpha == 0:
         return x, y_onehot
-    rng = np.random.default_rng(rng)
+    rng = _generator(rng)
     lam = float(rng.beta(alpha, alpha))
     perm = rng.permutation(n)
     x_mixed = x * lam + x[perm] * (1.0 - lam)
