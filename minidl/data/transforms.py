@@ -22,8 +22,8 @@ import numpy as np
 from .dataset import _generator
 
 __all__ = ["Compose", "RandomTransform", "RandomCrop", "RandomShift", "RandomHorizontalFlip",
-           "RandomRotation", "RandomScale", "GaussianNoise", "BrightnessContrast", "Cutout",
-           "Normalize", "affine_resample", "mixup"]
+           "RandomRotation", "RandomScale", "RandomAffine", "GaussianNoise",
+           "BrightnessContrast", "Cutout", "Normalize", "affine_resample", "mixup"]
 
 
 def _check_image(x: Any, name: str) -> np.ndarray:
@@ -166,38 +166,95 @@ class RandomHorizontalFlip(RandomTransform):
         return np.ascontiguousarray(x[:, :, ::-1])
 
 
-def affine_resample(x: np.ndarray, matrix: np.ndarray, fill: float = 0.0) -> np.ndarray:
-    """Resample image ``x`` (C, H, W) through a 2x2 linear map about its centre, bilinearly.
+_GRIDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
-    Output pixel (y, x) reads the input at ``c + A @ ((y, x) - c)``, with ``c`` the centre
-    ``((H-1)/2, (W-1)/2)`` and ``A = matrix`` (output-to-input map), interpolating the four
-    neighbours with weights ``(1-fy)(1-fx), (1-fy)fx, fy(1-fx), fy fx``; neighbours outside
-    the image count as ``fill``. Returns (C, H, W) in the input's dtype.
+
+def _centred_grid(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates relative to the centre, (H, W) each; cached per image size."""
+    if (H, W) not in _GRIDS:
+        gy, gx = np.meshgrid(np.arange(H) - (H - 1) / 2.0, np.arange(W) - (W - 1) / 2.0,
+                             indexing="ij")
+        _GRIDS[(H, W)] = (gy, gx)
+    return _GRIDS[(H, W)]
+
+
+def affine_resample(x: np.ndarray, matrix: np.ndarray, fill: float = 0.0,
+                    shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Resample image ``x`` (C, H, W) through an affine map about its centre, bilinearly.
+
+    Output pixel ``o = (y, x)`` reads the input at ``s = c + A @ (o - c) - shift``, with
+    ``c = ((H-1)/2, (W-1)/2)`` the centre, ``A = matrix`` (2x2, output-to-input) and
+    ``shift = (dy, dx)`` (the content moves by +shift). With ``s = (y0 + fy, x0 + fx)``,
+    integer ``y0, x0`` and fractions ``fy, fx``, the value is
+    ``(1-fy)[(1-fx) I(y0,x0) + fx I(y0,x0+1)] + fy[(1-fx) I(y0+1,x0) + fx I(y0+1,x0+1)]``,
+    where pixels outside the image are ``fill``. Returns (C, H, W) in the input's dtype.
     """
     C, H, W = x.shape
-    cy, cx = (H - 1) / 2.0, (W - 1) / 2.0
-    gy, gx = np.meshgrid(np.arange(H) - cy, np.arange(W) - cx, indexing="ij")
-    sy = matrix[0, 0] * gy + matrix[0, 1] * gx + cy
-    sx = matrix[1, 0] * gy + matrix[1, 1] * gx + cx
-    y0 = np.floor(sy).astype(np.int64)
-    x0 = np.floor(sx).astype(np.int64)
+    gy, gx = _centred_grid(H, W)
+    # Rounding to 1e-9 makes the identity and rotations by multiples of 90 degrees land
+    # exactly on pixel centres, so that they copy pixels instead of blending neighbours.
+    sy = np.round(matrix[0, 0] * gy + matrix[0, 1] * gx + ((H - 1) / 2.0 - shift[0]), 9)
+    sx = np.round(matrix[1, 0] * gy + matrix[1, 1] * gx + ((W - 1) / 2.0 - shift[1]), 9)
+    y0, x0 = np.floor(sy), np.floor(sx)
     fy, fx = sy - y0, sx - x0
-    # Snap weights that are within rounding of 0 or 1, so that exact rotations by multiples
-    # of 90 degrees (and the identity) copy pixels exactly.
-    for f, base in ((fy, y0), (fx, x0)):
-        near_one = f > 1.0 - 1e-9
-        base[near_one] += 1
-        f[near_one] = 0.0
-        f[f < 1e-9] = 0.0
-    src = x.astype(np.float64, copy=False)
-    out = np.zeros((C, H, W), dtype=np.float64)
-    for dy, wy in ((0, 1.0 - fy), (1, fy)):
-        for dx, wx in ((0, 1.0 - fx), (1, fx)):
-            yy, xx = y0 + dy, x0 + dx
-            inside = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
-            values = np.where(inside, src[:, np.clip(yy, 0, H - 1), np.clip(xx, 0, W - 1)], fill)
-            out += (wy * wx) * values
+    # The image inside a one-pixel ring of ``fill``: after clipping the corner indices to
+    # the ring, every corner outside the image reads ``fill``.
+    padded = np.full((C, H + 2, W + 2), fill, dtype=np.float64)
+    padded[:, 1:-1, 1:-1] = x
+    flat = padded.reshape(C, -1)
+    top = np.clip(y0 + 1, 0, H + 1).astype(np.intp) * (W + 2)
+    bottom = np.clip(y0 + 2, 0, H + 1).astype(np.intp) * (W + 2)
+    left = np.clip(x0 + 1, 0, W + 1).astype(np.intp)
+    right = np.clip(x0 + 2, 0, W + 1).astype(np.intp)
+    upper = flat[:, top + left] * (1.0 - fx) + flat[:, top + right] * fx
+    lower = flat[:, bottom + left] * (1.0 - fx) + flat[:, bottom + right] * fx
+    out = upper * (1.0 - fy) + lower * fy
     return out.astype(x.dtype, copy=False)
+
+
+class RandomAffine(RandomTransform):
+    """Rotation, scaling and translation in one bilinear resampling (less blur, less time
+    than applying them one after another).
+
+    Draws ``theta ~ U[-degrees, degrees]`` (or from ``(lo, hi)``), ``s ~ U[scale]`` and a
+    shift ``(dy, dx)``, each ``~ U[-translate, translate]`` pixels; the output reads the
+    input at ``c + R(theta) (o - c) / s - (dy, dx)`` (see ``affine_resample``).
+    """
+
+    def __init__(self, degrees: float | tuple[float, float] = 0.0, translate: float = 0.0,
+                 scale: tuple[float, float] = (1.0, 1.0), fill: float = 0.0, p: float = 1.0,
+                 seed: int | np.random.Generator | None = None) -> None:
+        super().__init__(p, seed)
+        self.degrees = _angle_range(degrees, type(self).__name__)
+        if translate < 0:
+            raise ValueError(f"RandomAffine: translate must be >= 0 pixels, got {translate}")
+        self.translate = float(translate)
+        self.scale = _scale_range(scale, type(self).__name__)
+        self.fill = fill
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        angle = math.radians(self.rng.uniform(*self.degrees))
+        s = self.rng.uniform(*self.scale)
+        shift = self.rng.uniform(-self.translate, self.translate, size=2)
+        c, si = math.cos(angle) / s, math.sin(angle) / s
+        return affine_resample(x, np.array([[c, -si], [si, c]]), self.fill, tuple(shift))
+
+
+def _angle_range(degrees: float | tuple[float, float], name: str) -> tuple[float, float]:
+    if np.ndim(degrees) == 0:
+        if degrees < 0:
+            raise ValueError(f"{name}: degrees must be >= 0, got {degrees}")
+        return (-float(degrees), float(degrees))
+    lo, hi = (float(d) for d in degrees)
+    if lo > hi:
+        raise ValueError(f"{name}: degrees range must be (lo, hi) with lo <= hi, got {degrees}")
+    return (lo, hi)
+
+
+def _scale_range(scale: tuple[float, float], name: str) -> tuple[float, float]:
+    if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+        raise ValueError(f"{name}: scale must be (lo, hi) with 0 < lo <= hi, got {scale}")
+    return (float(scale[0]), float(scale[1]))
 
 
 class RandomRotation(RandomTransform):
@@ -207,11 +264,7 @@ class RandomRotation(RandomTransform):
     def __init__(self, degrees: float | tuple[float, float], fill: float = 0.0, p: float = 1.0,
                  seed: int | np.random.Generator | None = None) -> None:
         super().__init__(p, seed)
-        if np.ndim(degrees) == 0:
-            if degrees < 0:
-                raise ValueError(f"RandomRotation: degrees must be >= 0, got {degrees}")
-            degrees = (-float(degrees), float(degrees))
-        self.degrees = tuple(float(d) for d in degrees)
+        self.degrees = _angle_range(degrees, type(self).__name__)
         self.fill = fill
 
     def apply(self, x: np.ndarray) -> np.ndarray:
@@ -227,9 +280,7 @@ class RandomScale(RandomTransform):
     def __init__(self, scale: tuple[float, float] = (0.9, 1.1), fill: float = 0.0,
                  p: float = 1.0, seed: int | np.random.Generator | None = None) -> None:
         super().__init__(p, seed)
-        if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
-            raise ValueError(f"RandomScale: scale must be (lo, hi) with 0 < lo <= hi, got {scale}")
-        self.scale = (float(scale[0]), float(scale[1]))
+        self.scale = _scale_range(scale, type(self).__name__)
         self.fill = fill
 
     def apply(self, x: np.ndarray) -> np.ndarray:

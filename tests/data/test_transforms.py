@@ -17,8 +17,9 @@ ALL = [
     lambda p, s: T.GaussianNoise(0.1, p=p, seed=s),
     lambda p, s: T.BrightnessContrast(0.2, 0.3, p=p, seed=s),
     lambda p, s: T.Cutout(3, p=p, seed=s),
+    lambda p, s: T.RandomAffine(15, 1.5, (0.9, 1.1), p=p, seed=s),
 ]
-IDS = ["crop", "shift", "hflip", "rotation", "scale", "noise", "brightness", "cutout"]
+IDS = ["crop", "shift", "hflip", "rotation", "scale", "noise", "brightness", "cutout", "affine"]
 
 
 def _image(dtype=np.float32, shape=(3, 8, 8), seed=0):
@@ -141,6 +142,22 @@ def test_scale_matches_scipy_zoom_about_the_centre():
     ref = ndimage.affine_transform(x[0], A, offset=c - A @ c, order=1, mode="grid-constant")
     np.testing.assert_allclose(out[0], ref, atol=1e-12)
     np.testing.assert_array_equal(T.RandomScale((1.0, 1.0))(x), x)
+
+
+def test_affine_matches_scipy_and_translates_by_whole_pixels():
+    x = _image(np.float64, (2, 9, 9))
+    t = T.RandomAffine(30, translate=2.0, scale=(0.8, 1.2), seed=4)
+    out = t(x)
+    g = np.random.default_rng(4)          # replay the draws: angle, scale, shift
+    a, s, shift = math.radians(g.uniform(-30, 30)), g.uniform(0.8, 1.2), g.uniform(-2, 2, 2)
+    A = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]) / s
+    c = np.array([4.0, 4.0])
+    ref = np.stack([ndimage.affine_transform(ch, A, offset=c - A @ c - shift, order=1,
+                                             mode="grid-constant") for ch in x])
+    np.testing.assert_allclose(out, ref, atol=1e-12)
+    moved = T.affine_resample(x, np.eye(2), shift=(1.0, -2.0))
+    np.testing.assert_array_equal(moved[:, 1:, :-2], x[:, :-1, 2:])
+    assert np.all(moved[:, 0, :] == 0) and np.all(moved[:, :, -2:] == 0)
 
 
 def test_gaussian_noise_has_the_requested_std():
