@@ -7,3 +7,4 @@ from .elementwise import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
+from .activation import *  # noqa: F401,F403
