@@ -91,7 +91,8 @@ class TensorDataset(Dataset):
 
 
 class Subset(Dataset):
-    """The samples of ``dataset`` at ``indices``, in that order: ``sub[i] = dataset[indices[i]]``."""
+    """The samples of ``dataset`` at ``indices``, in that order:
+    ``sub[i] = dataset[indices[i]]``."""
 
     def __init__(self, dataset: Any, indices: Sequence[int] | np.ndarray) -> None:
         idx = np.asarray(indices)
