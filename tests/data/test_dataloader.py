@@ -211,3 +211,21 @@ def test_empty_dataset_and_bad_arguments_are_clear_errors():
         DataLoader(TensorDataset(np.zeros(3)), prefetch=-1)
     with pytest.raises(TypeError, match="__len__ and __getitem__"):
         DataLoader(5)
+
+
+def test_subset_of_an_augmented_image_dataset_batches_like_per_sample_fetching():
+    from minidl.data import ImageDataset, Subset
+    from minidl.data.transforms import GaussianNoise
+
+    rng = np.random.default_rng(1)
+    X, y = rng.random((30, 1, 4, 4)).astype(np.float32), rng.integers(0, 3, 30)
+    idx = rng.permutation(30)[:20]
+    fast = DataLoader(Subset(ImageDataset(X, y, GaussianNoise(0.1, seed=5)), idx),
+                      batch_size=6, shuffle=True, seed=2)
+    slow = DataLoader(Subset(ImageDataset(X, y, GaussianNoise(0.1, seed=5)), idx),
+                      batch_size=6, shuffle=True, seed=2, collate_fn=default_collate)
+    assert fast._batch_fetch and not slow._batch_fetch
+    for (xf, yf), (xs, ys) in zip(fast, slow):
+        np.testing.assert_array_equal(xf.numpy(), xs.numpy())
+        np.testing.assert_array_equal(yf.numpy(), ys.numpy())
+        assert xf.dtype == np.float32 and yf.dtype == np.int64

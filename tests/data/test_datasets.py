@@ -247,3 +247,16 @@ def test_cifar10_wrong_shapes_are_reported(tmp_path):
         pickle.dump({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, f)
     with pytest.raises(DatasetFileError, match=r"\(N, 3072\) uint8"):
         load_cifar10(tmp_path, train=False)
+
+
+def test_cifar10_batches_pickled_with_the_legacy_numpy_module_name(tmp_path):
+    """The published batches were pickled under NumPy 1 (``numpy.core.multiarray``)."""
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    data = np.arange(2 * 3072, dtype=np.int64).reshape(2, 3072).astype(np.uint8)
+    raw = pickle.dumps({b"data": data, b"labels": [3, 7]}, protocol=2)
+    (d / "test_batch").write_bytes(raw.replace(b"numpy._core.multiarray",
+                                               b"numpy.core.multiarray"))
+    X, y = load_cifar10(tmp_path, train=False)
+    np.testing.assert_array_equal(y, [3, 7])
+    np.testing.assert_allclose(X.reshape(2, -1), data / 255.0, rtol=1e-6)
