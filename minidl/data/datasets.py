@@ -261,8 +261,9 @@ def load_mnist(root: str, train: bool = True,
             expected = " or ".join(os.path.join(root, d, base) + "[.gz]" for d in subdirs)
             raise DatasetFileError(
                 f"{what}: missing file {base}; expected {expected}. "
-                f"{_NO_DOWNLOAD} (the four IDX files of "
-                f"{'Fashion-MNIST' if kind == 'fashion' else 'MNIST'}, gzipped or not).")
+                f"{_NO_DOWNLOAD}: the four IDX files of "
+                f"{'Fashion-MNIST' if kind == 'fashion' else 'MNIST'} "
+                f"({', '.join(_MNIST_FILES[True] + _MNIST_FILES[False])}), gzipped or not.")
         paths.append(p)
     images = _parse_idx(_read_bytes(paths[0], what), paths[0], what, 3)
     labels = _parse_idx(_read_bytes(paths[1], what), paths[1], what, 1)
