@@ -229,3 +229,24 @@ def test_subset_of_an_augmented_image_dataset_batches_like_per_sample_fetching()
         np.testing.assert_array_equal(xf.numpy(), xs.numpy())
         np.testing.assert_array_equal(yf.numpy(), ys.numpy())
         assert xf.dtype == np.float32 and yf.dtype == np.int64
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 60), batch_size=st.integers(1, 20), shuffle=st.booleans(),
+       drop_last=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_loader_partitions_the_dataset_for_any_sizes(n, batch_size, shuffle, drop_last, seed):
+    loader = DataLoader(TensorDataset(np.arange(n)), batch_size=batch_size, shuffle=shuffle,
+                        drop_last=drop_last, seed=seed, collate_fn=numpy_collate)
+    batches = [b[0].tolist() for b in loader]
+    assert len(batches) == len(loader)
+    assert all(len(b) == batch_size for b in batches[:-1])
+    seen = [i for b in batches for i in b]
+    assert len(seen) == len(set(seen))
+    if drop_last:
+        assert len(seen) == (n // batch_size) * batch_size
+    else:
+        assert sorted(seen) == list(range(n))
