@@ -3,6 +3,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minidl
 from minidl.data import DataLoader, Dataset, TensorDataset, default_collate, numpy_collate
@@ -229,10 +231,6 @@ def test_subset_of_an_augmented_image_dataset_batches_like_per_sample_fetching()
         np.testing.assert_array_equal(xf.numpy(), xs.numpy())
         np.testing.assert_array_equal(yf.numpy(), ys.numpy())
         assert xf.dtype == np.float32 and yf.dtype == np.int64
-
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=40, deadline=None)
