@@ -14,6 +14,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
+# PyTorch's OpenMP workers spin after each op by default, stealing the cores that NumPy's
+# BLAS needs when both run in one process; passive waiting keeps the comparison fair.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 PLOTS = HERE / "results"
@@ -57,6 +61,22 @@ def median_time(fn: Callable[[], object], repeats: int = 7, warmup: int = 1) -> 
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def interleaved_medians(contenders: dict[str, Callable[[], object]], repeats: int = 7,
+                        warmup: int = 1) -> dict[str, float]:
+    """Median time of each contender, calling them in turn (A, B, A, B, ...) so that a
+    slow spell of the machine hits all of them alike."""
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def write_section(title: str, body: str) -> Path:
