@@ -12,7 +12,6 @@ import sys
 COMMANDS = {
     "demo": ("minidl.train.demo", "train a LeNet-style CNN on the bundled digits and report its errors"),
     "optimizers": ("minidl.optim.study", "race every optimizer on Rosenbrock, Beale and a quadratic; save plots"),
-    "gradcheck": ("minidl.gradcheck_cli", "gradient-check every registered op in float64"),
     "bench": ("minidl.bench", "run the benchmark suite and write benchmarks/RESULTS.md"),
     "ssl": ("minidl.ssl.experiments", "self-/semi-supervised experiments on the digits"),
     "generative": ("minidl.generative.experiments", "VAE/GAN/word2vec/graph/few-shot experiments"),
