@@ -2,3 +2,5 @@
 from .metrics import *  # noqa: F401,F403
 from .plots import *  # noqa: F401,F403
 from .selection import *  # noqa: F401,F403
+from .callbacks import *  # noqa: F401,F403
+from .trainer import *  # noqa: F401,F403
