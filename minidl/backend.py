@@ -91,17 +91,53 @@ def array_module_for(device: "str | Device"):
     return cupy
 
 
-# Counts device-to-host copies, so tests can prove a training step makes none.
+# Hooks that see every explicit transfer, so tests can prove a training step makes none.
 _transfer_hooks: list[Callable[[str, Any], None]] = []
+_count_host_arrays = [0]  # > 0 inside count_host_transfers(include_host_arrays=True)
 
 
 def add_transfer_hook(fn: Callable[[str, Any], None]) -> Callable[[], None]:
-    """Call ``fn(direction, array)`` on every explicit transfer ("to_host"/"to_device").
-
-    Returns a function that removes the hook.
-    """
+    """Call ``fn(direction, array)`` on every transfer: "to_host" (device to host, including
+    ``Tensor.item()``/``.numpy()`` on a GPU tensor) or "to_device". Returns a remover."""
     _transfer_hooks.append(fn)
     return lambda: _transfer_hooks.remove(fn)
+
+
+def _notify(direction: str, array: Any) -> None:
+    for hook in _transfer_hooks:
+        hook(direction, array)
+
+
+class count_host_transfers:
+    """Count device-to-host copies inside a ``with`` block: ``with count_host_transfers() as c: ...``
+    then ``c.count``.
+
+    With ``include_host_arrays=True`` every conversion to a host value is counted even for
+    arrays already on the host, so the absence of hidden round trips in a training step can
+    be checked on a machine without a GPU (where no real copy ever happens).
+    """
+
+    def __init__(self, include_host_arrays: bool = False):
+        self.include_host_arrays = include_host_arrays
+        self.count = 0
+        self.events: list[str] = []
+
+    def _hook(self, direction: str, array: Any) -> None:
+        if direction == "to_host":
+            self.count += 1
+            self.events.append(f"{type(array).__name__}{getattr(array, 'shape', '')}")
+
+    def __enter__(self):
+        self._remove = add_transfer_hook(self._hook)
+        if self.include_host_arrays:
+            _count_host_arrays[0] += 1
+        return self
+
+    def __exit__(self, *exc):
+        self._remove()
+        if self.include_host_arrays:
+            _count_host_arrays[0] -= 1
+        return False
 
 
 def to_device(array: Any, device: "str | Device") -> Any:
@@ -109,15 +145,15 @@ def to_device(array: Any, device: "str | Device") -> Any:
     device = Device(device)
     if device.type == "cpu":
         if cupy is not None and isinstance(array, cupy.ndarray):
-            for hook in _transfer_hooks:
-                hook("to_host", array)
+            _notify("to_host", array)
             return cupy.asnumpy(array)
+        if _count_host_arrays[0]:
+            _notify("to_host", array)
         return np.asarray(array)
     xp = array_module_for(device)
     if isinstance(array, xp.ndarray) and array.device.id == device.index:
         return array
-    for hook in _transfer_hooks:
-        hook("to_device", array)
+    _notify("to_device", array)
     with xp.cuda.Device(device.index):
         return xp.asarray(array)
 
@@ -125,6 +161,11 @@ def to_device(array: Any, device: "str | Device") -> Any:
 def to_numpy(array: Any) -> np.ndarray:
     """A NumPy view/copy of any array (CuPy arrays are copied to the host)."""
     return to_device(array, "cpu")
+
+
+def to_scalar(array: Any) -> Any:
+    """The single element of an array as a Python number (a device-to-host copy on the GPU)."""
+    return to_numpy(array).reshape(()).item()
 
 
 def erf(x: Any) -> Any:

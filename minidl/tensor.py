@@ -150,7 +150,7 @@ class Tensor:
     def __bool__(self) -> bool:
         if self.data.size != 1:
             raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
-        return bool(self.data)
+        return bool(backend.to_scalar(self.data))
 
     def __float__(self) -> float:
         return float(self.item())
@@ -170,7 +170,7 @@ class Tensor:
     def item(self) -> Any:
         if self.data.size != 1:
             raise ValueError(f"item(): only one-element tensors convert to a Python number, got shape {self.shape}")
-        return self.data.reshape(()).item()
+        return backend.to_scalar(self.data)
 
     def tolist(self) -> Any:
         return backend.to_numpy(self.data).tolist()
