@@ -1,0 +1,45 @@
+"""Parameter: a leaf Tensor that requires grad and registers itself in a Module."""
+import pickle
+
+import numpy as np
+import pytest
+
+import minidl
+from minidl import nn
+
+
+def test_parameter_is_a_leaf_tensor_that_requires_grad():
+    p = nn.Parameter(np.arange(3.0))
+    assert isinstance(p, minidl.Tensor) and p.requires_grad and p.is_leaf
+    assert p.dtype == np.float64
+    (p * p).sum().backward()
+    np.testing.assert_array_equal(p.grad.numpy(), 2 * np.arange(3.0))
+
+
+def test_parameter_shares_the_array_of_a_tensor():
+    t = minidl.tensor([1.0, 2.0])
+    p = nn.Parameter(t)
+    assert p.data is t.data
+
+
+def test_integer_parameter_must_not_require_grad():
+    with pytest.raises(TypeError, match="only floating-point data can require grad"):
+        nn.Parameter(np.arange(3))
+    p = nn.Parameter(np.arange(3), requires_grad=False)
+    assert not p.requires_grad
+
+
+def test_ops_on_parameters_return_plain_tensors():
+    p = nn.Parameter(np.ones(2))
+    assert type(p * 2.0) is minidl.Tensor
+
+
+def test_repr_says_parameter():
+    assert repr(nn.Parameter(np.ones(2))).startswith("Parameter containing:\ntensor(")
+
+
+def test_pickle_round_trip():
+    p = nn.Parameter(np.arange(4.0).reshape(2, 2))
+    q = pickle.loads(pickle.dumps(p))
+    assert isinstance(q, nn.Parameter) and q.requires_grad
+    np.testing.assert_array_equal(q.numpy(), p.numpy())
