@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
+from .dropout import dropout
 from .elementwise import where
 from .linalg import matmul
 from .reduce import softmax
@@ -80,9 +81,7 @@ def attention(query: Tensor, key: Tensor, value: Tensor, mask: Any = None, dropo
     if mask is not None and dead.any():
         weights = weights * (~dead).astype(weights.dtype)
     if dropout_p > 0.0:
-        from .. import functional as F
-
-        weights = F.dropout(weights, dropout_p, True)
+        weights = dropout(weights, dropout_p, True)
     return matmul(weights, value), weights
 
 

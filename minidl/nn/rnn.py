@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
+from ..functional.dropout import dropout
 from ..functional.elementwise import relu, sigmoid, tanh
 from ..functional.linalg import linear
 from ..functional.shape import concat, stack
@@ -218,9 +219,7 @@ class RNNBase(Module):
                 c_last.append(c)
             x = outputs[0] if len(outputs) == 1 else concat(outputs, axis=-1)
             if self.dropout > 0.0 and self.training and layer < self.num_layers - 1:
-                from .. import functional as F
-
-                x = F.dropout(x, self.dropout, True)
+                x = dropout(x, self.dropout, True)
         c_n = stack(c_last, 0) if c0 is not None else None
         return x, stack(h_last, 0), c_n
 

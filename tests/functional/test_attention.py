@@ -108,9 +108,6 @@ def test_gradcheck_with_a_causal_mask(rng):
 
 
 def test_dropout_keeps_the_expected_output(rng):
-    F_dropout = getattr(F, "dropout", None)
-    if F_dropout is None:
-        pytest.skip("F.dropout (minidl/functional/dropout.py) has not landed yet")
     q, k, v = qkv(rng, batch=(1,), L=2, S=3, E=2, Ev=2)
     args = [minidl.tensor(a) for a in (q, k, v)]
     plain = F.scaled_dot_product_attention(*args).numpy()

@@ -257,3 +257,17 @@ def test_graph_of_a_long_sequence_backpropagates_to_the_first_step(rng):
     assert x.grad.shape == (200, 1, 1)
     assert np.all(np.isfinite(x.grad.numpy()))
     assert np.abs(x.grad.numpy()[0]).max() < np.abs(x.grad.numpy()[-1]).max()
+
+
+def test_dropout_between_layers_acts_in_training_only(rng):
+    ours, ref = make_pair("LSTM", 3, 4, num_layers=2, dropout=0.5)
+    x = rng.standard_normal((4, 2, 3))
+    a, b = ours(minidl.tensor(x))[0].numpy(), ours(minidl.tensor(x))[0].numpy()
+    assert not np.allclose(a, b)
+    ours.eval()
+    ref.eval()
+    np.testing.assert_allclose(ours(minidl.tensor(x))[0].numpy(), ref(torch.tensor(x))[0].detach().numpy(),
+                               rtol=1e-10, atol=1e-12)
+    one_layer = nn.GRU(3, 4, dropout=0.5)  # nothing follows the last layer, so no dropout at all
+    xt = minidl.tensor(x)
+    np.testing.assert_array_equal(one_layer(xt)[0].numpy(), one_layer(xt)[0].numpy())
