@@ -98,18 +98,29 @@ def _one_hot(index, num_classes: int, dtype):
     return (classes == index[:, None]).astype(dtype)
 
 
+def _target_array(target: Any, x: Tensor):
+    """The raw array of a target given as a Tensor, an array, a list or a Python number
+    (integers stay integers: they are class indices, not values to cast to x's dtype)."""
+    if isinstance(target, Tensor):
+        return target.data
+    if isinstance(target, np.ndarray) or backend.get_array_module(target) is not np:
+        return target
+    return backend.get_array_module(x.data).asarray(target)
+
+
 def _class_target(op: str, x: Tensor, target: Any, ignore_index: int):
     """Check class indices ``target`` (N, *d) against input ``x`` (N, C, *d).
 
     Returns (index, valid): the indices with ignored entries replaced by 0, and the mask
     of entries that are not ``ignore_index``.
     """
-    t = target.data if isinstance(target, Tensor) else _as_array_like(target, x)
+    t = _target_array(target, x)
     _check_same_device(op, x, t, "target")
     if t.dtype.kind not in "iu":
         hint = ""
         if t.dtype.kind == "f":
-            hint = "; convert indices with .long() (cross_entropy also reads a floating target of the input's shape as class probabilities)"
+            hint = ("; convert indices with .long() (cross_entropy also reads a floating target "
+                    "of the input's shape as class probabilities)")
         raise TypeError(
             f"{op}: expected class indices of an integer dtype for input of shape {x.shape}, "
             f"got a target of dtype {t.dtype} and shape {t.shape}{hint}"
@@ -142,7 +153,9 @@ def _class_weight(op: str, weight: Any, x: Tensor):
     _check_same_device(op, x, w, "weight")
     num_classes = x.shape[1]
     if w.shape != (num_classes,):
-        raise ValueError(f"{op}: weight must have shape ({num_classes},), one per class of input {x.shape}, got {w.shape}")
+        raise ValueError(
+            f"{op}: weight must have shape ({num_classes},), one per class of input {x.shape}, got {w.shape}"
+        )
     return w.astype(x.dtype, copy=False)
 
 
@@ -287,7 +300,7 @@ def nll_loss(
     unbatched = _batched("nll_loss", x)
     if unbatched:
         x = x.unsqueeze(0)
-        target = (target.data if isinstance(target, Tensor) else _as_array_like(target, x)).reshape(-1)
+        target = _target_array(target, x).reshape(-1)
     index, valid = _class_target("nll_loss", x, target, ignore_index)
     w = _class_weight("nll_loss", weight, x)
     xp = backend.get_array_module(x.data)
@@ -349,7 +362,7 @@ def cross_entropy(
     x = _tensor(input)
     _check_floating("cross_entropy", x, "input")
     unbatched = _batched("cross_entropy", x)
-    t = target if isinstance(target, Tensor) else _tensor(target, x)
+    t = target if isinstance(target, Tensor) else _constant(_target_array(target, x))
     if t.dtype.kind == "f":
         if t.shape != x.shape:
             raise ValueError(

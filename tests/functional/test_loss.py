@@ -394,3 +394,41 @@ def test_unknown_reduction_and_bad_options_are_errors():
         F.cosine_embedding_loss(x, y, md(np.array([1.0, 0.0])))
     with pytest.raises(ValueError, match=r"input1 shape \(2, 3\) and input2 shape \(3,\) differ"):
         F.margin_ranking_loss(x, md(np.zeros(3)), md(np.ones(3)))
+
+
+def test_targets_may_be_python_numbers_and_lists():
+    x = md(np.array([1.0, 2.0, 3.0]))
+    expected = -np.log(np.exp(3.0) / np.exp([1.0, 2.0, 3.0]).sum())
+    np.testing.assert_allclose(F.cross_entropy(x, 2).item(), expected, rtol=1e-12)
+    np.testing.assert_allclose(F.cross_entropy(md(np.ones((2, 3))), [0, 1]).item(), np.log(3.0), rtol=1e-12)
+    np.testing.assert_allclose(F.cross_entropy(x, [0.0, 0.0, 1.0]).item(), expected, rtol=1e-12)
+
+
+def test_losses_on_device_match_cpu(device, r):
+    x, y = r.standard_normal((4, 3)), r.uniform(0, 1, (4, 3))
+    idx = np.array([0, 2, -100, 1])
+    w = r.uniform(0.5, 2.0, 3)
+    cases = [
+        lambda a, b, wt, t, s: F.cross_entropy(a, t, wt, label_smoothing=0.1),
+        lambda a, b, wt, t, s: F.nll_loss(F.log_softmax(a, axis=1), t, wt),
+        lambda a, b, wt, t, s: F.cross_entropy(a, F.softmax(b, axis=1), wt),
+        lambda a, b, wt, t, s: F.mse_loss(a, b) + F.l1_loss(a, b) + F.huber_loss(a, b, delta=0.5),
+        lambda a, b, wt, t, s: F.binary_cross_entropy_with_logits(a, b, pos_weight=wt),
+        lambda a, b, wt, t, s: F.binary_cross_entropy(F.sigmoid(a), b, wt),
+        lambda a, b, wt, t, s: F.kl_div(F.log_softmax(a, axis=1), F.softmax(b, axis=1), "batchmean"),
+        lambda a, b, wt, t, s: F.cosine_embedding_loss(a, b, s),
+    ]
+    for fn in cases:
+        results = []
+        for dev in ("cpu", device):
+            a = minidl.tensor(x, requires_grad=True, device=dev)
+            b = minidl.tensor(y, requires_grad=True, device=dev)
+            sign = minidl.tensor(np.array([1.0, -1.0, 1.0, -1.0]), device=dev)
+            out = fn(a, b, minidl.tensor(w, device=dev), minidl.tensor(idx, device=dev), sign)
+            out.backward()
+            results.append((out.numpy(), a.grad.numpy(), b.grad.numpy() if b.grad is not None else None))
+        (v0, ga0, gb0), (v1, ga1, gb1) = results
+        np.testing.assert_allclose(v1, v0, rtol=1e-10)
+        np.testing.assert_allclose(ga1, ga0, rtol=1e-9, atol=1e-12)
+        if gb0 is not None:
+            np.testing.assert_allclose(gb1, gb0, rtol=1e-9, atol=1e-12)
