@@ -30,26 +30,30 @@ def _array(x: Any):
     return x.data if isinstance(x, Tensor) else x
 
 
-def additive_attention_mask(mask: Any, true_means_masked: bool, dtype, op: str) -> Any:
+def additive_attention_mask(mask: Any, true_means_masked: bool, like: Tensor, op: str) -> Any:
     """Turn an attention mask into the additive form M used by attention.
 
     A boolean mask becomes 0 where attention is allowed and -inf where it is blocked;
     ``true_means_masked`` says which: PyTorch's ``nn.MultiheadAttention`` blocks where the
     mask is True, ``F.scaled_dot_product_attention`` lets through where it is True.
     A floating mask is already additive and is returned as it is (a Tensor stays a Tensor,
-    so a learnt bias keeps its gradient); an array is cast to ``dtype``.
+    so a learnt bias keeps its gradient). Arrays come back with ``like``'s dtype, on
+    ``like``'s device (a NumPy mask may be used with CuPy tensors).
     """
     if mask is None:
         return None
-    arr = _array(mask)
+    if isinstance(mask, Tensor) and mask.dtype.kind == "f":
+        return mask
+    arr = backend.to_device(_array(mask), backend.device_of(like.data))
     xp = backend.get_array_module(arr)
     arr = xp.asarray(arr)
+    dtype = like.dtype
     if arr.dtype == np.bool_:
         blocked = arr if true_means_masked else ~arr
         return xp.where(blocked, xp.asarray(-np.inf, dtype=dtype), xp.asarray(0.0, dtype=dtype))
     if arr.dtype.kind != "f":
         raise TypeError(f"{op}: an attention mask must be boolean or floating, got dtype {arr.dtype}")
-    return mask if isinstance(mask, Tensor) else arr.astype(dtype, copy=False)
+    return arr.astype(dtype, copy=False)
 
 
 def attention(query: Tensor, key: Tensor, value: Tensor, mask: Any = None, dropout_p: float = 0.0,
@@ -134,6 +138,6 @@ def scaled_dot_product_attention(
         if attn_mask is not None:
             raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
         attn_mask = causal_mask(query.shape[-2], key.shape[-2], backend.get_array_module(query.data))
-    mask = additive_attention_mask(attn_mask, False, query.dtype, "scaled_dot_product_attention")
+    mask = additive_attention_mask(attn_mask, False, query, "scaled_dot_product_attention")
     out, _ = attention(query, key, value, mask, dropout_p, scale)
     return out

@@ -118,12 +118,12 @@ class MultiheadAttention(Module):
             )
         return query.ndim == 3
 
-    def _mask(self, attn_mask: Any, key_padding_mask: Any, is_causal: bool, n: int, L: int, S: int, dtype) -> Any:
+    def _mask(self, attn_mask: Any, key_padding_mask: Any, is_causal: bool, n: int, L: int, S: int,
+              like: Tensor) -> Any:
         """The additive mask, broadcastable to the scores (N, h, L, S), or None."""
         h = self.num_heads
         if is_causal and attn_mask is None:
-            attn_mask = causal_mask(L, S)
-            attn_mask = ~attn_mask  # True where blocked, this layer's convention
+            attn_mask = ~causal_mask(L, S, backend.get_array_module(like.data))  # True where blocked
         mask = None
         if attn_mask is not None:
             shape = tuple(np.shape(_array(attn_mask)))
@@ -136,14 +136,14 @@ class MultiheadAttention(Module):
                     f"MultiheadAttention: attn_mask must have shape (L, S) = {(L, S)} or (N*num_heads, L, S) = "
                     f"{(n * h, L, S)}, got {shape}"
                 )
-            mask = additive_attention_mask(attn_mask, True, dtype, "MultiheadAttention")
+            mask = additive_attention_mask(attn_mask, True, like, "MultiheadAttention")
         if key_padding_mask is not None:
             shape = tuple(np.shape(_array(key_padding_mask)))
             if shape != (n, S):
                 raise ValueError(
                     f"MultiheadAttention: key_padding_mask must have shape (N, S) = {(n, S)}, got {shape}"
                 )
-            pad = additive_attention_mask(key_padding_mask, True, dtype, "MultiheadAttention")
+            pad = additive_attention_mask(key_padding_mask, True, like, "MultiheadAttention")
             pad = pad.reshape(n, 1, 1, S)
             mask = pad if mask is None else (pad + mask if isinstance(pad, Tensor) else mask + pad)
         return mask
@@ -171,7 +171,7 @@ class MultiheadAttention(Module):
             return linear(x, wi, bi).reshape(n, x.shape[1], h, d).transpose(0, 2, 1, 3)
 
         q, k, v = project(query, 0), project(key, 1), project(value, 2)
-        mask = self._mask(attn_mask, key_padding_mask, is_causal, n, L, S, q.dtype)
+        mask = self._mask(attn_mask, key_padding_mask, is_causal, n, L, S, q)
         p = self.dropout if self.training else 0.0
         heads, weights = attention(q, k, v, mask, p)           # (N, h, L, d), (N, h, L, S)
         out = self.out_proj(heads.transpose(0, 2, 1, 3).reshape(n, L, E))

@@ -205,3 +205,18 @@ def test_bad_inputs_are_clear_errors(rng):
         layer(x, minidl.zeros((S, N, E)), minidl.zeros((S, N, E)), key_padding_mask=np.zeros((5, 3), dtype=bool))
     with pytest.raises(ValueError, match="must all be 3-d"):
         layer(x, minidl.zeros((S, E)), minidl.zeros((S, E)))
+
+
+def test_runs_on_every_device_with_numpy_masks(device, rng):
+    layer = nn.MultiheadAttention(E, H, batch_first=True).double()
+    x = rng.standard_normal((N, L, E))
+    pad = masks(rng, "key_padding_mask")["key_padding_mask"][:, :L]
+    cpu_out, cpu_w = layer(minidl.tensor(x), minidl.tensor(x), minidl.tensor(x), key_padding_mask=pad, is_causal=True)
+    layer.to(device)
+    xd = minidl.tensor(x, requires_grad=True, device=device)
+    out, w = layer(xd, xd, xd, key_padding_mask=pad, is_causal=True)
+    assert out.device == minidl.Device(device)
+    np.testing.assert_allclose(out.numpy(), cpu_out.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(w.numpy(), cpu_w.numpy(), rtol=1e-10, atol=1e-12)
+    out.sum().backward()
+    assert xd.grad.device == minidl.Device(device)

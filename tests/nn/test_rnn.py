@@ -271,3 +271,17 @@ def test_dropout_between_layers_acts_in_training_only(rng):
     one_layer = nn.GRU(3, 4, dropout=0.5)  # nothing follows the last layer, so no dropout at all
     xt = minidl.tensor(x)
     np.testing.assert_array_equal(one_layer(xt)[0].numpy(), one_layer(xt)[0].numpy())
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_runs_on_every_device_like_on_cpu(kind, device, rng):
+    layer = getattr(nn, kind)(3, 4, num_layers=2, bidirectional=True, batch_first=True).double()
+    x = rng.standard_normal((2, 5, 3))
+    cpu_out = layer(minidl.tensor(x))[0].numpy()
+    layer.to(device)
+    xd = minidl.tensor(x, requires_grad=True, device=device)
+    out = layer(xd)[0]
+    assert out.device == minidl.Device(device)
+    out.sum().backward()
+    np.testing.assert_allclose(out.numpy(), cpu_out, rtol=1e-10, atol=1e-12)
+    assert xd.grad.device == minidl.Device(device)

@@ -158,3 +158,18 @@ def test_bad_arguments_are_clear_errors():
     layer = nn.TransformerEncoderLayer(D, HEADS, FF)
     with pytest.raises(ValueError, match=r"expected src of shape \(S, N, d_model\).*d_model=8, got \(5, 3, 7\)"):
         layer(minidl.zeros((S, N, 7)))
+
+
+def test_encoder_runs_on_every_device_like_on_cpu(device, rng):
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(D, HEADS, FF, dropout=0.0), 2).double()
+    x = rng.standard_normal((S, N, D))
+    pad = padding(rng)
+    cpu_out = enc(minidl.tensor(x), src_key_padding_mask=pad).numpy()
+    enc.to(device)
+    xd = minidl.tensor(x, requires_grad=True, device=device)
+    out = enc(xd, src_key_padding_mask=pad)
+    np.testing.assert_allclose(out.numpy(), cpu_out, rtol=1e-10, atol=1e-12)
+    out.sum().backward()
+    assert xd.grad.device == minidl.Device(device)
+    copied = nn.TransformerEncoder(enc.layers[0], 2)  # deep copies stay on the layer's device
+    assert all(p.device == minidl.Device(device) for p in copied.parameters())
