@@ -190,7 +190,8 @@ class BaggingRegressor(RegressorMixin, _Bagging):
     """Bagged network regressors: f(x) = mean of the members' outputs; OOB R^2.
 
     Same arguments as ``BaggingClassifier`` except ``voting``; the factory is called as
-    ``factory(n_features, n_targets)`` (n_targets = 1 for y of shape (N,)).
+    ``factory(n_features, n_targets)`` (n_targets = 1 for y of shape (N,)). With
+    ``standardize`` the members also learn standardised targets, mapped back at predict.
     Attributes after fit: ``estimators_``, ``estimators_samples_``, ``oob_prediction_``,
     ``oob_score_`` (R^2 of the OOB predictions) when ``oob_score``.
     """
@@ -221,14 +222,18 @@ class BaggingRegressor(RegressorMixin, _Bagging):
         t = self._fit_targets(y, len(Xs))
         self.y_ndim_ = t.ndim
         self.n_outputs_ = 1 if t.ndim == 1 else t.shape[1]
-        self._fit_members(Xs, t, self.n_outputs_)
+        # Members learn standardised targets (y - y_mean_) / y_scale_ when ``standardize``.
+        self.y_mean_ = t.mean(axis=0) if self.standardize else np.zeros(t.shape[1:])
+        spread = t.std(axis=0) if self.standardize else np.ones(t.shape[1:])
+        self.y_scale_ = np.where(spread > 1e-12, spread, 1.0)
+        self._fit_members(Xs, (t - self.y_mean_) / self.y_scale_, self.n_outputs_)
         if self.oob_score:
             n = len(Xs)
             total = np.zeros((n, self.n_outputs_))
             count = np.zeros(n)
             for module, mask in zip(self.estimators_, self._oob_members(n)):
                 if mask.any():
-                    total[mask] += self._outputs(module, Xs[mask], self.n_outputs_)
+                    total[mask] += self._unscaled(self._outputs(module, Xs[mask], self.n_outputs_))
                     count[mask] += 1
             seen = count > 0
             if not seen.all():
@@ -244,5 +249,9 @@ class BaggingRegressor(RegressorMixin, _Bagging):
     def predict(self, X: Any) -> np.ndarray:
         """Mean member output: (N,) for 1-D training targets, else (N, K)."""
         Xs = self._predict_inputs(X, "predict")
-        pred = np.mean([self._outputs(m, Xs, self.n_outputs_) for m in self.estimators_], axis=0)
+        pred = np.mean([self._unscaled(self._outputs(m, Xs, self.n_outputs_)) for m in self.estimators_], axis=0)
         return pred[:, 0] if self.y_ndim_ == 1 else pred
+
+    def _unscaled(self, out: np.ndarray) -> np.ndarray:
+        """A member's (N, K) output back in the units of y."""
+        return out * np.reshape(self.y_scale_, (1, -1)) + np.reshape(self.y_mean_, (1, -1))

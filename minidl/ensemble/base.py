@@ -36,7 +36,7 @@ from ..optim import Adam
 from ..tensor import Tensor
 
 __all__ = [
-    "NetworkEnsemble", "NotFittedError", "build_member", "check_factories", "default_mlp",
+    "MLPFactory", "NetworkEnsemble", "NotFittedError", "build_member", "check_factories", "default_mlp",
     "fit_member", "member_outputs", "member_seeds", "run_jobs", "seeded", "softmax_np",
 ]
 
@@ -53,6 +53,30 @@ def default_mlp(n_features: int, n_outputs: int) -> nn.Module:
     """
     hidden = int(min(64, max(16, 2 * n_features)))
     return MLP(n_features, hidden=(hidden,), num_classes=n_outputs)
+
+
+class MLPFactory:
+    """A picklable factory of ``MLP`` members: ``MLPFactory(hidden, activation)(n_features,
+    n_outputs)`` returns ``MLP(n_features, hidden, n_outputs, activation=activation)``;
+    ``hidden=None`` sizes one hidden layer from the data as ``default_mlp`` does, ``()``
+    gives a linear (softmax-regression) member."""
+
+    def __init__(self, hidden: Sequence[int] | None = None, activation: str = "relu") -> None:
+        self.hidden = None if hidden is None else tuple(hidden)
+        self.activation = activation
+
+    def __call__(self, n_features: int, n_outputs: int) -> nn.Module:
+        hidden = (int(min(64, max(16, 2 * n_features))),) if self.hidden is None else self.hidden
+        return MLP(n_features, hidden=hidden, num_classes=n_outputs, activation=self.activation)
+
+    def __repr__(self) -> str:
+        return f"MLPFactory(hidden={self.hidden}, activation={self.activation!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MLPFactory) and (self.hidden, self.activation) == (other.hidden, other.activation)
+
+    def __hash__(self) -> int:
+        return hash((self.hidden, self.activation))
 
 
 @contextmanager

@@ -1,0 +1,220 @@
+"""Stacking (stacked generalisation, Wolpert 1992) with networks as base members.
+
+A meta-learner g learns to combine B base models from their predictions. Trained on
+predictions for samples the base models were fit on, g would learn to trust overfit
+models, so its training inputs are *out-of-fold* predictions. With k folds I_1..I_k of the
+N training samples and base factories b = 1..B:
+
+    for each fold j and base b:  fit h_bj on the samples outside I_j,
+                                 z_i[b] = p_bj(x_i) for i in I_j     (class probabilities)
+    fit g on (z_i, y_i), i = 1..N                   z_i = (z_i[1], ..., z_i[B]) (B*K values)
+    refit each base h_b on all N samples; predict: g(p_1(x), ..., p_B(x))
+
+so no meta-learner input comes from a model that saw that sample. The default meta-learner
+is ``LogisticRegression``, multinomial with an L2 penalty, written in minidl here.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+
+from ..functional.loss import cross_entropy
+from ..nn import Parameter
+from ..optim import Adam
+from ..tensor import Tensor
+from ..train.selection import StratifiedKFold
+from .bagging import _train_on_indices
+from .base import MLPFactory, NetworkEnsemble, NotFittedError, member_seeds, run_jobs, softmax_np
+
+__all__ = ["StackingClassifier", "LogisticRegression", "default_stack"]
+
+
+def default_stack() -> list[tuple[str, MLPFactory]]:
+    """The default base members: three architectures that err differently."""
+    return [("mlp_relu", MLPFactory(None, "relu")),
+            ("mlp_tanh_2x32", MLPFactory((32, 32), "tanh")),
+            ("linear", MLPFactory((), "relu"))]
+
+
+class LogisticRegression(ClassifierMixin, BaseEstimator):
+    """Multinomial logistic regression in minidl (the default stacking meta-learner).
+
+    Minimises, full batch, with Adam for ``max_iter`` steps (float64)::
+
+        L(W, b) = (1/N) sum_i -log softmax(x_i W + b)[y_i] + ||W||^2 / (2 C N)
+
+    the objective of scikit-learn's ``LogisticRegression(C=C)`` divided by C N (the bias is
+    not penalised). X (N, d) numbers, y (N,) labels; W is (d, K), b is (K,).
+    """
+
+    def __init__(self, C: float = 1.0, max_iter: int = 300, lr: float = 0.1) -> None:
+        self.C = C
+        self.max_iter = max_iter
+        self.lr = lr
+
+    def fit(self, X: Any, y: Any) -> "LogisticRegression":
+        """Fit W (d, K) and b (K,) on X (N, d), y (N,); returns self."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2:
+            raise ValueError(f"LogisticRegression.fit: X must be (N, d), got shape {X.shape}")
+        if not self.C > 0:
+            raise ValueError(f"LogisticRegression: C must be > 0, got {self.C!r}")
+        self.classes_, t = np.unique(np.asarray(y), return_inverse=True)
+        if len(t) != len(X):
+            raise ValueError(f"LogisticRegression.fit: X has {len(X)} samples but y has {len(t)}")
+        n, d = X.shape
+        k = len(self.classes_)
+        self.n_features_in_ = d
+        W = Parameter(np.zeros((d, k)))
+        b = Parameter(np.zeros(k))
+        optimizer = Adam([W, b], lr=self.lr)
+        Xt, tt = Tensor(X), Tensor(t.astype(np.int64))
+        penalty = 1.0 / (2.0 * self.C * n)
+        for _ in range(int(self.max_iter)):
+            loss = cross_entropy(Xt @ W + b, tt) + penalty * (W * W).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        self.coef_ = W.numpy().T.copy()        # (K, d), scikit-learn's layout
+        self.intercept_ = b.numpy().copy()
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """softmax(X W + b) (N, K)."""
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("LogisticRegression.predict_proba: not fitted yet; call fit(X, y) first")
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"LogisticRegression: X has shape {X.shape}; expected (N, {self.n_features_in_})")
+        return softmax_np(X @ self.coef_.T + self.intercept_)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Labels (N,): classes_[argmax softmax(X W + b)]."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def _named(owner: str, estimators: Any) -> list[tuple[str, Any]]:
+    if estimators is None:
+        return default_stack()
+    if callable(estimators) or not isinstance(estimators, Sequence) or len(estimators) == 0:
+        raise TypeError(f"{owner}: estimators must be a non-empty list of factories or (name, factory) "
+                        f"pairs, got {type(estimators).__name__}")
+    named = []
+    for i, item in enumerate(estimators):
+        name, factory = item if isinstance(item, tuple) else (f"member{i}", item)
+        if factory is not None and not callable(factory):
+            raise TypeError(f"{owner}: estimator {name!r} must be a factory(n_features, n_outputs) -> "
+                            f"nn.Module, got a {type(factory).__name__}")
+        named.append((name, factory))
+    return named
+
+
+class StackingClassifier(ClassifierMixin, NetworkEnsemble):
+    """Stacked network classifiers with a meta-learner on out-of-fold probabilities.
+
+    Args:
+        estimators: list of factories or (name, factory) pairs, each
+            ``factory(n_features, n_classes) -> nn.Module``; None: ``default_stack()``.
+        final_estimator: the meta-learner, any scikit-learn-style classifier (cloned before
+            fitting); None: ``LogisticRegression()``.
+        cv: number of folds k (stratified, shuffled with ``random_state``) or a splitter
+            with ``split(X, y)`` yielding (train_idx, val_idx).
+        passthrough: also give the meta-learner the (standardised, flattened) features.
+        epochs, lr, batch_size, weight_decay, standardize, n_jobs, random_state, verbose:
+            as in ``BaggingClassifier``; n_jobs parallelises the B * (k + 1) member fits.
+
+    Attributes after fit: ``estimators_`` (B modules refit on all data), ``final_estimator_``,
+    ``oof_predictions_`` (N, B*K) (the meta-learner's training inputs), ``folds_`` (the
+    (train_idx, val_idx) pairs), ``fold_estimators_`` (B lists of k modules), ``classes_``.
+    """
+
+    def __init__(self, estimators: Sequence | None = None, final_estimator: Any = None, cv: Any = 5,
+                 passthrough: bool = False, epochs: int = 20, lr: float = 1e-2, batch_size: int | None = 64,
+                 weight_decay: float = 0.0, standardize: bool = True, n_jobs: int | None = None,
+                 random_state: int | None = None, verbose: bool = False) -> None:
+        self.estimators = estimators
+        self.final_estimator = final_estimator
+        self.cv = cv
+        self.passthrough = passthrough
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.standardize = standardize
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _folds(self, Xs: np.ndarray, t: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        if isinstance(self.cv, (int, np.integer)) and not isinstance(self.cv, bool):
+            splitter = StratifiedKFold(int(self.cv), shuffle=True, seed=seed)
+        elif hasattr(self.cv, "split"):
+            splitter = self.cv
+        else:
+            raise TypeError(f"StackingClassifier: cv must be an int >= 2 or a splitter with split(X, y), "
+                            f"got {type(self.cv).__name__}")
+        folds = [(np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(Xs, t)]
+        covered = np.concatenate([va for _, va in folds])
+        if len(covered) != len(t) or len(np.unique(covered)) != len(t):
+            raise ValueError("StackingClassifier: the cv folds' validation parts must cover every sample "
+                             "exactly once (a partition), or some samples would have no out-of-fold prediction")
+        for tr, va in folds:
+            if np.intersect1d(tr, va).size:
+                raise ValueError("StackingClassifier: a cv fold trains on samples it validates on")
+        return folds
+
+    def _meta_features(self, probas: list[np.ndarray], Xs: np.ndarray) -> np.ndarray:
+        Z = np.concatenate(probas, axis=1)
+        if self.passthrough:
+            Z = np.concatenate([Z, Xs.reshape(len(Xs), -1)], axis=1)
+        return Z
+
+    def fit(self, X: Any, y: Any) -> "StackingClassifier":
+        """Fit the bases fold by fold, the meta-learner on their out-of-fold probabilities,
+        then the bases on all of (X (N, *), y (N,)); returns self."""
+        named = _named(self._name, self.estimators)
+        Xs = self._fit_inputs(X)
+        t = self._fit_targets(y, len(Xs))
+        n, k = len(Xs), self.n_classes_
+        rng = np.random.default_rng(self.random_state)
+        self.folds_ = self._folds(Xs, t, member_seeds(rng, 1)[0])
+        everything = np.arange(n)
+        plan = [(b, j, tr) for b in range(len(named)) for j, (tr, _) in enumerate(self.folds_)]
+        plan += [(b, None, everything) for b in range(len(named))]
+        seeds = member_seeds(rng, len(plan))
+        jobs = [(self._name, named[b][1], self.n_features_in_, k, Xs, t, idx, seed, "classification",
+                 self._train_kwargs()) for (b, _, idx), seed in zip(plan, seeds)]
+        modules = run_jobs(_train_on_indices, jobs, self.n_jobs, self.verbose, desc=self._name)
+        self.fold_estimators_ = [[] for _ in named]
+        self.estimators_ = [None] * len(named)
+        for (b, j, _), module in zip(plan, modules):
+            if j is None:
+                self.estimators_[b] = module
+            else:
+                self.fold_estimators_[b].append(module)
+        self.named_estimators_ = {name: m for (name, _), m in zip(named, self.estimators_)}
+        oof = [np.zeros((n, k)) for _ in named]
+        for b in range(len(named)):
+            for (_, va), module in zip(self.folds_, self.fold_estimators_[b]):
+                oof[b][va] = softmax_np(self._outputs(module, Xs[va], k))
+        self.oof_predictions_ = np.concatenate(oof, axis=1)
+        meta = LogisticRegression() if self.final_estimator is None else clone(self.final_estimator)
+        self.final_estimator_ = meta.fit(self._meta_features(oof, Xs), t)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """The meta-learner's inputs for X: the refit bases' probabilities (N, B*K)
+        (and the standardised features when ``passthrough``)."""
+        Xs = self._predict_inputs(X, "transform")
+        probas = [softmax_np(self._outputs(m, Xs, self.n_classes_)) for m in self.estimators_]
+        return self._meta_features(probas, Xs)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """The meta-learner's class probabilities (N, K) on the bases' probabilities."""
+        return np.asarray(self.final_estimator_.predict_proba(self.transform(X)))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels (N,)."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
