@@ -145,9 +145,9 @@ def test_cell_matches_torch(kind, bias, rng):
 
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 def test_gradcheck_input_state_and_parameters(kind, rng):
-    layer = getattr(nn, kind)(2, 3, num_layers=2, bidirectional=True).double()
-    x = minidl.tensor(rng.standard_normal((3, 2, 2)), requires_grad=True)
-    h0 = minidl.tensor(rng.standard_normal((4, 2, 3)), requires_grad=True)
+    layer = getattr(nn, kind)(2, 2, num_layers=2, bidirectional=True).double()
+    x = minidl.tensor(rng.standard_normal((3, 1, 2)), requires_grad=True)
+    h0 = minidl.tensor(rng.standard_normal((4, 1, 2)), requires_grad=True)
     names = ["weight_ih_l0", "weight_hh_l1_reverse", "bias_hh_l0", "bias_ih_l1"]
     params = [minidl.tensor(layer.get_parameter(n).numpy().copy(), requires_grad=True) for n in names]
 
