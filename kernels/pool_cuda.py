@@ -31,7 +31,7 @@ def _max_forward(x, y, indices, kh, kw, sh, sw, ph, pw, dh, dw):
         n = t // (out_w * out_h * n_chan)
         h, w = x.shape[2], x.shape[3]
         best_at = -1
-        best = x[n, c, 0, 0]
+        best = -math.inf
         for i in range(kh):
             ih = oh * sh - ph + i * dh
             if ih < 0 or ih >= h:

@@ -54,7 +54,8 @@ def _max_backward(gy, indices, gx):
         for oh in range(out_h):
             for ow in range(out_w):
                 at = indices[n, c, oh, ow]
-                gx[n, c, at // w, at % w] += gy[n, c, oh, ow]
+                if at >= 0:  # -1: a window wholly in the padding, which picked nothing
+                    gx[n, c, at // w, at % w] += gy[n, c, oh, ow]
 
 
 @njit(cache=True, inline="always")

@@ -6,7 +6,8 @@ loop over pixels):
 
     max:  y[n,c,oh,ow] = max_{i,j} x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]   (pad = -inf)
           indices[n,c,oh,ow] = ih*W + iw of that maximum in the unpadded plane (as PyTorch's
-          ``return_indices``); the gradient sends gy[n,c,oh,ow] to x[n, c, indices]:
+          ``return_indices``), or -1 for a window lying wholly in the padding (its output is
+          -inf); the gradient sends gy[n,c,oh,ow] to x[n, c, indices]:
           gx[n,c,h,w] = sum over outputs whose index is h*W+w of gy.
     avg:  y[n,c,oh,ow] = (1/D) sum_{i,j} x_pad[n, c, oh*sh + i, ow*sw + j]   (pad = 0)
           with D = kh*kw (count_include_pad) or the number of taps inside the unpadded
@@ -49,7 +50,8 @@ def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
     ow = xp.arange(out_w).reshape(1, out_w)
     ih = oh * stride[0] - padding[0] + (best // kw) * dilation[0]
     iw = ow * stride[1] - padding[1] + (best % kw) * dilation[1]
-    return y, (ih * w + iw).astype(xp.int64)
+    inside = (ih >= 0) & (ih < h) & (iw >= 0) & (iw < w)
+    return y, xp.where(inside, ih * w + iw, -1).astype(xp.int64)
 
 
 def max_pool2d_backward(gy, indices, in_hw, kernel_hw=None, stride=None, padding=None, dilation=None):
@@ -62,8 +64,10 @@ def max_pool2d_backward(gy, indices, in_hw, kernel_hw=None, stride=None, padding
     n, c = gy.shape[:2]
     plane = in_hw[0] * in_hw[1]
     offsets = (xp.arange(n * c, dtype=xp.int64) * plane).reshape(n * c, 1)
-    flat = (indices.reshape(n * c, -1) + offsets).ravel()
-    gx = xp.bincount(flat, weights=gy.ravel(), minlength=n * c * plane)
+    picked = indices.reshape(n * c, -1)
+    flat = xp.where(picked >= 0, picked + offsets, 0).ravel()
+    weights = xp.where(picked >= 0, gy.reshape(n * c, -1), 0).ravel()
+    gx = xp.bincount(flat, weights=weights, minlength=n * c * plane)
     return gx.astype(gy.dtype, copy=False).reshape(n, c, in_hw[0], in_hw[1])
 
 

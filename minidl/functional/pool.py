@@ -67,7 +67,9 @@ class GatherArgmax(Function):
         xp = backend.get_array_module(v)
         n, c = v.shape[:2]
         flat = self.indices.reshape(n, c, -1)
-        return xp.take_along_axis(v.reshape(n, c, -1), flat, axis=2).reshape(self.indices.shape)
+        picked = xp.take_along_axis(v.reshape(n, c, -1), xp.maximum(flat, 0), axis=2)
+        picked = xp.where(flat >= 0, picked, 0)  # -1: a window wholly in the padding
+        return picked.reshape(self.indices.shape)
 
     def backward(self, gy):
         return MaxPool2dGrad(self.indices, self.in_hw, self.geometry)(gy)
@@ -121,8 +123,8 @@ def _pool_geometry(op: str, x, kernel_size, stride, padding, dilation) -> tuple:
             raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
     kernel_hw, stride, padding, dilation = (values[k] for k in ("kernel_size", "stride", "padding", "dilation"))
     reach = tuple(d * (k - 1) + 1 for d, k in zip(dilation, kernel_hw))
-    if any(2 * p > r for p, r in zip(padding, reach)):
-        raise ValueError(f"{op}: padding {padding} must be at most half the kernel reach {reach}")
+    if any(2 * p > k for p, k in zip(padding, kernel_hw)):
+        raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel_hw}")
     out_hw = conv_output_hw(shape[2:], kernel_hw, stride, padding, dilation)
     if min(out_hw) < 1:
         raise ValueError(
@@ -143,8 +145,9 @@ def max_pool2d(
     """Max pooling, as ``torch.nn.functional.max_pool2d`` (without ceil_mode).
 
     x (N, C, H, W) -> y (N, C, H_out, W_out); ``stride`` defaults to ``kernel_size``;
-    padding (implicit -inf) at most half the kernel reach. With ``return_indices=True``
-    also returns the int64 flat index h*W + w of each maximum within its plane.
+    padding (implicit -inf) at most half the kernel size. With ``return_indices=True``
+    also returns the int64 flat index h*W + w of each maximum within its plane (-1, and
+    an output of -inf, for a window that a large dilation puts wholly in the padding).
     """
     geometry = _pool_geometry("max_pool2d", x, kernel_size, kernel_size if stride is None else stride,
                               padding, dilation)

@@ -1,0 +1,86 @@
+"""The Numba CUDA kernels against the NumPy reference, run under Numba's CUDA simulator.
+
+Run as a script in its own process with ``NUMBA_ENABLE_CUDASIM=1`` (set before Numba is
+imported); ``test_cuda_simulator.py`` does that.  The simulator executes every GPU thread
+as a Python thread, so the shapes are tiny but chosen to hit partial blocks and tiles,
+padding, strides, dilation and groups.  Exits non-zero, naming the case, on any mismatch.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+    sys.exit("run with NUMBA_ENABLE_CUDASIM=1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np  # noqa: E402
+
+import minidl.config  # noqa: E402,F401  (registers minidl.kernels in a source checkout)
+from minidl.kernels import conv_cuda, conv_numpy, matmul_cuda, pool_cuda, pool_numpy  # noqa: E402
+from minidl.kernels.window import conv_output_hw  # noqa: E402
+
+rng = np.random.default_rng(0)
+failures = []
+
+
+def check(name, got, want, tol):
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape or got.dtype != want.dtype or not np.allclose(got, want, rtol=tol, atol=tol):
+        failures.append(f"{name}: got {got.shape} {got.dtype}, want {want.shape} {want.dtype}, "
+                        f"max diff {np.max(np.abs(got - want)) if got.shape == want.shape else 'n/a'}")
+    else:
+        print("ok", name)
+
+
+CONV_CASES = [  # x shape, w shape, stride, padding, dilation, groups, dtype
+    ((2, 4, 5, 4), (6, 2, 3, 2), (2, 1), (1, 2), (1, 2), 2, np.float64),
+    ((1, 3, 6, 5), (3, 1, 2, 3), (1, 2), (0, 1), (2, 1), 3, np.float64),
+    ((2, 2, 4, 4), (3, 2, 3, 3), (1, 1), (1, 1), (1, 1), 1, np.float32),
+]
+for index, (xs, ws, stride, padding, dilation, groups, dtype) in enumerate(CONV_CASES):
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    out_hw = conv_output_hw(xs[2:], ws[2:], stride, padding, dilation)
+    gy = rng.standard_normal((xs[0], ws[0]) + out_hw).astype(dtype)
+    geo = (stride, padding, dilation, groups)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    check(f"conv{index} forward", conv_cuda.conv2d_forward(x, w, *geo), conv_numpy.conv2d_forward(x, w, *geo), tol)
+    check(f"conv{index} input grad", conv_cuda.conv2d_backward_input(gy, w, xs[2:], *geo),
+          conv_numpy.conv2d_backward_input(gy, w, xs[2:], *geo), tol)
+    check(f"conv{index} weight grad", conv_cuda.conv2d_backward_weight(x, gy, ws[2:], *geo),
+          conv_numpy.conv2d_backward_weight(x, gy, ws[2:], *geo), tol)
+
+POOL_CASES = [  # x shape, kernel, stride, padding, dilation, count_include_pad, dtype
+    ((1, 2, 5, 4), (3, 2), (2, 1), (1, 1), (1, 2), False, np.float64),
+    ((2, 1, 4, 5), (2, 2), (2, 2), (0, 0), (1, 1), True, np.float32),
+    ((1, 1, 3, 3), (3, 3), (1, 1), (1, 1), (1, 1), True, np.float64),  # overlapping windows
+]
+for index, (xs, kernel, stride, padding, dilation, cip, dtype) in enumerate(POOL_CASES):
+    x = rng.standard_normal(xs).astype(dtype)
+    y, indices = pool_numpy.max_pool2d_forward(x, kernel, stride, padding, dilation)
+    y_gpu, indices_gpu = pool_cuda.max_pool2d_forward(x, kernel, stride, padding, dilation)
+    check(f"pool{index} max forward", y_gpu, y, 1e-12)
+    check(f"pool{index} max indices", indices_gpu, indices, 0)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    check(f"pool{index} max backward", pool_cuda.max_pool2d_backward(gy, indices, xs[2:], kernel, stride, padding, dilation),
+          pool_numpy.max_pool2d_backward(gy, indices, xs[2:]), 1e-6)
+    a = pool_numpy.avg_pool2d_forward(x, kernel, stride, padding, cip)
+    check(f"pool{index} avg forward", pool_cuda.avg_pool2d_forward(x, kernel, stride, padding, cip), a, 1e-6)
+    ga = rng.standard_normal(a.shape).astype(dtype)
+    check(f"pool{index} avg backward", pool_cuda.avg_pool2d_backward(ga, xs[2:], kernel, stride, padding, cip),
+          pool_numpy.avg_pool2d_backward(ga, xs[2:], kernel, stride, padding, cip), 1e-6)
+
+for m, k, n, dtype in [(17, 20, 18, np.float64), (5, 33, 3, np.float32), (1, 1, 1, np.float64)]:
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    check(f"matmul {m}x{k}x{n} {np.dtype(dtype).name}", matmul_cuda.matmul_2d(a, b), a @ b,
+          1e-10 if dtype == np.float64 else 1e-4)
+a = rng.standard_normal((2, 3, 4))
+b = rng.standard_normal((4, 5))
+check("matmul batched", matmul_cuda.matmul(a, b), a @ b, 1e-10)
+
+if failures:
+    sys.exit("CUDA simulator mismatches:\n" + "\n".join(failures))
+print("all CUDA kernels match the NumPy reference under the simulator")

@@ -1,0 +1,104 @@
+"""Raw conv2d kernels (NumPy im2col and Numba CPU) against the NumPy reference and PyTorch."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+
+from minidl.kernels import conv_numpy
+from minidl.kernels.window import conv_output_hw
+
+from .conv_cases import conv_geometry
+
+numba_paths = [conv_numpy]
+try:
+    from minidl.kernels import conv_numba
+
+    numba_paths.append(conv_numba)
+except ImportError:  # pragma: no cover - numba is a core dependency
+    conv_numba = None
+
+PATHS = pytest.mark.parametrize("path", numba_paths, ids=lambda m: m.__name__.split(".")[-1])
+
+
+def _torch_conv(x, w, gy, g):
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    y = torch.nn.functional.conv2d(tx, tw, None, g["stride"], g["padding"], g["dilation"], g["groups"])
+    y.backward(torch.tensor(gy))
+    return y.detach().numpy(), tx.grad.numpy(), tw.grad.numpy()
+
+
+def _run(path, x, w, gy, g):
+    geo = (g["stride"], g["padding"], g["dilation"], g["groups"])
+    y = path.conv2d_forward(x, w, *geo)
+    gx = path.conv2d_backward_input(gy, w, x.shape[2:], *geo)
+    gw = path.conv2d_backward_weight(x, gy, w.shape[2:], *geo)
+    return y, gx, gw
+
+
+@PATHS
+@settings(max_examples=25, deadline=None)
+@given(g=conv_geometry())
+def test_conv2d_kernels_match_torch_in_float64(path, g):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(g["x_shape"])
+    w = rng.standard_normal(g["w_shape"])
+    out_hw = conv_output_hw(x.shape[2:], w.shape[2:], g["stride"], g["padding"], g["dilation"])
+    gy = rng.standard_normal((x.shape[0], w.shape[0]) + out_hw)
+    for mine, ref in zip(_run(path, x, w, gy, g), _torch_conv(x, w, gy, g)):
+        assert mine.shape == ref.shape and mine.dtype == np.float64
+        np.testing.assert_allclose(mine, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.skipif(conv_numba is None, reason="Numba is not installed")
+@settings(max_examples=20, deadline=None)
+@given(g=conv_geometry())
+def test_numba_conv2d_matches_numpy_reference_in_float32(g):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(g["x_shape"]).astype(np.float32)
+    w = rng.standard_normal(g["w_shape"]).astype(np.float32)
+    out_hw = conv_output_hw(x.shape[2:], w.shape[2:], g["stride"], g["padding"], g["dilation"])
+    gy = rng.standard_normal((x.shape[0], w.shape[0]) + out_hw).astype(np.float32)
+    for mine, ref in zip(_run(conv_numba, x, w, gy, g), _run(conv_numpy, x, w, gy, g)):
+        assert mine.dtype == np.float32
+        np.testing.assert_allclose(mine, ref, rtol=1e-5, atol=1e-5)
+
+
+@PATHS
+def test_im2col_col2im_are_adjoint(path):
+    """<im2col(x), c> == <x, col2im(c)> for random x, c: the backward really is the transpose."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 7, 6))
+    geo = ((3, 2), (2, 1), (1, 2), (2, 1))
+    cols = path.im2col(x, *geo)
+    c = rng.standard_normal(cols.shape)
+    back = path.col2im(c, x.shape[2:], *geo)
+    assert np.isclose(np.sum(cols * c), np.sum(x * back), rtol=1e-12)
+
+
+@PATHS
+def test_depthwise_conv_matches_torch(path):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 8, 8))
+    w = rng.standard_normal((8, 1, 3, 3))  # channel multiplier 2
+    g = {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 4}
+    gy = rng.standard_normal((2, 8, 8, 8))
+    for mine, ref in zip(_run(path, x, w, gy, g), _torch_conv(x, w, gy, g)):
+        np.testing.assert_allclose(mine, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.skipif(conv_numba is None, reason="Numba is not installed")
+def test_numba_conv_walks_large_batches_in_chunks(monkeypatch):
+    """Splitting the batch to keep columns in cache must not change the result."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 2, 6, 6))
+    w = rng.standard_normal((3, 2, 3, 3))
+    gy = rng.standard_normal((5, 3, 6, 6))
+    g = {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1}
+    whole = _run(conv_numba, x, w, gy, g)
+    monkeypatch.setattr(conv_numba, "_COLUMN_BUDGET_BYTES", 1)  # one image per chunk
+    assert len(conv_numba._batch_chunks(x.shape, (3, 3), (6, 6), 8)) == 5
+    for a, b in zip(_run(conv_numba, x, w, gy, g), whole):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
