@@ -24,3 +24,8 @@ __all__ += ["AdaBoostClassifier", "GradientBoostingClassifier", "GradientBoostin
 from .stacking import LogisticRegression, StackingClassifier, default_stack  # noqa: F401,E402
 
 __all__ += ["LogisticRegression", "StackingClassifier", "default_stack"]
+from .diverse import (DiverseEnsembleClassifier, NCLClassifier, NCLEnsemble,  # noqa: F401,E402
+                      NCLRegressor, default_zoo, disagreement, ncl_loss)
+
+__all__ += ["DiverseEnsembleClassifier", "NCLClassifier", "NCLEnsemble", "NCLRegressor", "default_zoo",
+            "disagreement", "ncl_loss"]
