@@ -285,3 +285,30 @@ def test_runs_on_every_device_like_on_cpu(kind, device, rng):
     out.sum().backward()
     np.testing.assert_allclose(out.numpy(), cpu_out, rtol=1e-10, atol=1e-12)
     assert xd.grad.device == minidl.Device(device)
+
+
+@pytest.mark.slow
+def test_lstm_learns_to_carry_the_first_element_to_the_end():
+    """Label = sign of the first of 5 random numbers, read from the last hidden state only."""
+    from minidl import optim
+    import minidl.functional as F
+
+    rng = np.random.default_rng(1)
+    lstm, head = nn.LSTM(1, 16, batch_first=True), nn.Linear(16, 1)
+    opt = optim.Adam(list(lstm.parameters()) + list(head.parameters()), lr=0.05)
+
+    def batch(n):
+        x = rng.standard_normal((n, 5, 1)).astype(np.float32)
+        return x, (x[:, 0, 0] > 0).astype(np.float32)
+
+    for _ in range(150):
+        x, y = batch(64)
+        logits = head(lstm(minidl.tensor(x))[0][:, -1]).reshape(-1)
+        loss = F.binary_cross_entropy_with_logits(logits, minidl.tensor(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    x, y = batch(500)
+    with minidl.no_grad():
+        pred = head(lstm(minidl.tensor(x))[0][:, -1]).reshape(-1).numpy() > 0
+    assert (pred == (y > 0)).mean() > 0.9  # chance is 0.5

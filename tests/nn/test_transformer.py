@@ -173,3 +173,37 @@ def test_encoder_runs_on_every_device_like_on_cpu(device, rng):
     assert xd.grad.device == minidl.Device(device)
     copied = nn.TransformerEncoder(enc.layers[0], 2)  # deep copies stay on the layer's device
     assert all(p.device == minidl.Device(device) for p in copied.parameters())
+
+
+@pytest.mark.slow
+def test_encoder_learns_whether_a_token_occurs():
+    """Label = does token 0 occur anywhere in a 6-token sequence (needs attention across positions)."""
+    from minidl import optim
+    import minidl.functional as F
+
+    rng = np.random.default_rng(2)
+    emb = nn.Embedding(5, 16)
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True), 1)
+    head = nn.Linear(16, 1)
+    opt = optim.Adam(list(emb.parameters()) + list(enc.parameters()) + list(head.parameters()), lr=0.01)
+
+    def batch(n):
+        tokens = rng.integers(1, 5, size=(n, 6))
+        has = rng.random(n) < 0.5
+        tokens[has, rng.integers(0, 6, size=int(has.sum()))] = 0
+        return tokens, has.astype(np.float32)
+
+    def logits(tokens):
+        return head(enc(emb(minidl.tensor(tokens))).mean(axis=1)).reshape(-1)
+
+    for _ in range(80):
+        tokens, y = batch(64)
+        loss = F.binary_cross_entropy_with_logits(logits(tokens), minidl.tensor(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    enc.eval()
+    tokens, y = batch(500)
+    with minidl.no_grad():
+        pred = logits(tokens).numpy() > 0
+    assert (pred == (y > 0)).mean() > 0.9  # chance is 0.5
