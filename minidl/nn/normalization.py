@@ -86,13 +86,15 @@ class _BatchNorm(Module):
                 f"C = {self.num_features}, got {tuple(x.shape)}"
             )
         momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data[...] += 1
-            if self.momentum is None:
-                momentum = 1.0 / float(self.num_batches_tracked.data)
+        counting = self.training and self.track_running_stats
+        if counting and self.momentum is None:
+            momentum = 1.0 / (float(self.num_batches_tracked.data) + 1.0)
         use_batch_stats = self.training or not self.track_running_stats
-        return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                          training=use_batch_stats, momentum=momentum, eps=self.eps)
+        y = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                       training=use_batch_stats, momentum=momentum, eps=self.eps)
+        if counting:  # counted only once the batch was accepted
+            self.num_batches_tracked.data[...] += 1
+        return y
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

@@ -80,3 +80,11 @@ def test_identity_flatten_unflatten():
 def test_flatten_gradcheck():
     x = minidl.tensor(np.random.default_rng(4).standard_normal((2, 2, 3)), requires_grad=True)
     assert minidl.gradcheck(nn.Flatten(), [x])
+
+
+def test_bilinear_default_init_bound():
+    m = nn.Bilinear(50, 20, 30)
+    bound = 1.0 / math.sqrt(50)
+    assert m.weight.shape == (30, 50, 20)
+    assert np.abs(m.weight.numpy()).max() <= bound and np.abs(m.weight.numpy()).max() > 0.99 * bound
+    assert np.abs(m.bias.numpy()).max() <= bound

@@ -262,3 +262,30 @@ def test_missing_forward_is_a_clear_error():
 
 def test_num_parameters_counts_scalars():
     assert nn.Linear(3, 4).num_parameters() == 16
+
+
+def _sgd_steps(model, xs, ys, lr=0.1):
+    for x, y in zip(xs, ys):
+        model.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        with minidl.no_grad():
+            for p in model.parameters():
+                p.data -= lr * p.grad.data
+
+
+def test_state_dict_round_trip_resumes_training_bit_for_bit():
+    rng = np.random.default_rng(0)
+    xs = [minidl.tensor(rng.standard_normal((8, 3))) for _ in range(6)]
+    ys = [minidl.tensor(rng.standard_normal((8, 2))) for _ in range(6)]
+    minidl.manual_seed(3)
+    a = Block().double()
+    _sgd_steps(a, xs[:3], ys[:3])
+    saved = a.state_dict()
+    minidl.manual_seed(99)
+    b = Block().double()
+    b.load_state_dict(saved)
+    _sgd_steps(a, xs[3:], ys[3:])
+    _sgd_steps(b, xs[3:], ys[3:])
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        np.testing.assert_array_equal(va, vb, err_msg=k)

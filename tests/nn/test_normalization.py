@@ -92,8 +92,10 @@ def test_batch_norm_wrong_input_names_layer_expected_and_got():
         nn.BatchNorm1d(3)(minidl.randn(4, 5))
     with pytest.raises(ValueError, match=r"BatchNorm2d\(3\): expected input of shape \(N, C, H, W\)"):
         nn.BatchNorm2d(3)(minidl.randn(4, 3))
+    m = nn.BatchNorm1d(3)
     with pytest.raises(ValueError, match="more than 1 value per channel"):
-        nn.BatchNorm1d(3)(minidl.randn(1, 3))
+        m(minidl.randn(1, 3))
+    assert int(m.num_batches_tracked.item()) == 0
     with pytest.raises(ValueError, match="momentum must be in"):
         nn.BatchNorm1d(3, momentum=2.0)
 
@@ -122,6 +124,13 @@ def test_layer_norm_gradcheck_inputs_and_parameters():
     x = minidl.tensor(_x((2, 3), 6), requires_grad=True)
     assert layer_gradcheck(m, x)
     assert layer_gradcheck(m, x, gradgrad=True)
+
+
+def test_layer_norm_defaults_match_pytorch():
+    m, t = nn.LayerNorm((2, 3)), torch.nn.LayerNorm((2, 3))
+    assert list(m.state_dict()) == list(t.state_dict())
+    for k, v in t.state_dict().items():
+        np.testing.assert_array_equal(m.state_dict()[k], v.numpy())
 
 
 def test_layer_norm_without_bias_and_errors():
