@@ -78,3 +78,13 @@ def test_dropout2d_drops_whole_channels():
 
 def test_exported_from_functional():
     assert F.dropout is dropout and F.dropout2d is dropout2d
+
+
+def test_dropout_on_each_device(device):
+    x = minidl.tensor(np.full((100, 100), 1.0), requires_grad=True, device=device)
+    y = dropout(x, 0.5)
+    assert y.device.type == device
+    y.sum().backward()
+    ys = y.numpy()
+    assert ys.mean() == pytest.approx(1.0, rel=0.05)
+    np.testing.assert_array_equal(x.grad.numpy(), ys)  # the gradient of sum is the scaled mask

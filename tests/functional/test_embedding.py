@@ -75,3 +75,14 @@ def test_out_of_range_and_non_integer_indices_are_clear_errors():
 
 def test_exported_from_functional():
     assert F.embedding is embedding
+
+
+def test_embedding_on_each_device(device):
+    ws = np.random.default_rng(6).standard_normal((5, 3))
+    w = minidl.tensor(ws, requires_grad=True, device=device)
+    idx = np.array([[1, 1, 4], [0, 2, 1]])
+    y = embedding(idx, w, padding_idx=0)
+    assert y.device.type == device
+    np.testing.assert_array_equal(y.numpy(), ws[idx])
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy()[:, 0], [0.0, 3.0, 1.0, 0.0, 1.0])

@@ -157,3 +157,23 @@ def test_layer_norm_errors():
 
 def test_exported_from_functional():
     assert F.batch_norm is batch_norm and F.layer_norm is layer_norm
+
+
+def test_batch_norm_and_layer_norm_on_each_device(device):
+    rng = np.random.default_rng(30)
+    xs, ws = rng.standard_normal((4, 3, 2, 2)), rng.standard_normal(3)
+    x = minidl.tensor(xs, requires_grad=True, device=device)
+    w = minidl.tensor(ws, requires_grad=True, device=device)
+    rm, rv = minidl.zeros(3, dtype="float64", device=device), minidl.ones(3, dtype="float64", device=device)
+    y = batch_norm(x, rm, rv, w, None, training=True)
+    assert y.device.type == device
+    y.sum().backward()
+    xc, wc = minidl.tensor(xs, requires_grad=True), minidl.tensor(ws, requires_grad=True)
+    rmc, rvc = minidl.zeros(3, dtype="float64"), minidl.ones(3, dtype="float64")
+    yc = batch_norm(xc, rmc, rvc, wc, None, training=True)
+    yc.sum().backward()
+    np.testing.assert_allclose(y.numpy(), yc.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), xc.grad.numpy(), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(rv.numpy(), rvc.numpy(), rtol=1e-12)
+    z = layer_norm(x, (2, 2))
+    np.testing.assert_allclose(z.numpy(), layer_norm(xc, (2, 2)).numpy(), rtol=1e-10, atol=1e-12)

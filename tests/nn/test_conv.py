@@ -115,3 +115,13 @@ def test_conv_transpose2d_inverts_conv2d_shape():
     assert up(conv(x)).shape == x.shape
     with pytest.raises(ValueError, match="ConvTranspose2d\\(5, 3"):
         up(x)
+
+
+def test_layers_built_on_each_device(device):
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, device=device), nn.BatchNorm2d(2, device=device),
+                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3, device=device))
+    assert all(p.device.type == device for p in model.parameters())
+    y = model(minidl.randn(2, 1, 4, 4).to(device))
+    assert y.shape == (2, 3) and y.device.type == device
+    y.sum().backward()
+    assert all(p.grad is not None and p.grad.device.type == device for p in model.parameters())
