@@ -174,6 +174,9 @@ class RNNBase(Module):
                 f"{name}: expected input with {self.input_size} features in its last dimension "
                 f"(input_size={self.input_size}), got shape {x.shape}"
             )
+        time_axis = 1 if x.ndim == 3 and self.batch_first else 0
+        if x.shape[time_axis] == 0 or (x.ndim == 3 and x.shape[1 - time_axis] == 0):
+            raise ValueError(f"{name}: expected a non-empty sequence and batch, got input of shape {x.shape}")
         return x.ndim == 3
 
     def _initial_state(self, state: Any, batched: bool, n: int, like: Tensor, what: str) -> Tensor:

@@ -164,6 +164,16 @@ def test_gradcheck_inputs_and_parameters(rng):
     assert minidl.gradcheck(f, [q, kv, *params])
 
 
+def test_a_float_mask_tensor_receives_a_gradient_like_torch(rng):
+    ours, ref = make_pair(E, H, batch_first=True)
+    x = rng.standard_normal((N, L, E))
+    bias = rng.standard_normal((L, L))
+    bm, bt = minidl.tensor(bias, requires_grad=True), torch.tensor(bias, requires_grad=True)
+    ours(minidl.tensor(x), minidl.tensor(x), minidl.tensor(x), attn_mask=bm)[0].sum().backward()
+    ref(torch.tensor(x), torch.tensor(x), torch.tensor(x), attn_mask=bt)[0].sum().backward()
+    np.testing.assert_allclose(bm.grad.numpy(), bt.grad.numpy(), rtol=1e-9, atol=1e-11)
+
+
 def test_default_initialisation_matches_pytorch_rules():
     layer = nn.MultiheadAttention(64, 4)
     w = layer.in_proj_weight.numpy()

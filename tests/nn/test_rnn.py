@@ -218,6 +218,8 @@ def test_float32_forward_keeps_float32(rng):
 def test_wrong_input_feature_size_is_a_clear_error():
     with pytest.raises(ValueError, match=r"LSTM: expected input with 3 features.*\(5, 2, 4\)"):
         nn.LSTM(3, 4)(minidl.zeros((5, 2, 4)))
+    with pytest.raises(ValueError, match="non-empty sequence"):
+        nn.RNN(3, 4, batch_first=True)(minidl.zeros((2, 0, 3)))
     with pytest.raises(ValueError, match="3-d input"):
         nn.GRU(3, 4)(minidl.zeros((5,)))
     with pytest.raises(ValueError, match=r"GRUCell: expected input of shape \(N, 3\)"):
