@@ -62,7 +62,7 @@ def _train_on_indices(owner: str, factory: Factory | None, n_features: int, n_ou
                       X: np.ndarray, y: np.ndarray, idx: np.ndarray, seed: int, task: str,
                       train_kwargs: dict) -> nn.Module:
     """Build a member and fit it on the rows ``idx`` (repeats included) of X, y."""
-    module = build_member(owner, factory, n_features, n_outputs, seed)
+    module = build_member(owner, factory, n_features, n_outputs, seed, probe=X[idx[:2]])
     return fit_member(module, X[idx], y[idx], task=task, seed=seed, **train_kwargs)
 
 
@@ -183,6 +183,7 @@ class BaggingClassifier(ClassifierMixin, _Bagging):
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels (N,): ``classes_[argmax_k predict_proba(X)]``."""
+        self._check_fitted("predict")
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 

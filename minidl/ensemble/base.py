@@ -108,8 +108,9 @@ def _describe_factory(factory: Any) -> str:
 
 
 def build_member(owner: str, factory: Factory | None, n_features: int, n_outputs: int,
-                 seed: int | None) -> nn.Module:
-    """``factory(n_features, n_outputs)`` under ``seeded(seed)``, checked to be a Module."""
+                 seed: int | None, probe: np.ndarray | None = None) -> nn.Module:
+    """``factory(n_features, n_outputs)`` under ``seeded(seed)``, checked to be a Module; when
+    ``probe`` (a few input rows) is given, also checked to map it to (rows, n_outputs)."""
     factory = default_mlp if factory is None else factory
     if not callable(factory):
         raise TypeError(f"{owner}: a factory must be callable as factory(n_features, n_outputs) "
@@ -121,6 +122,15 @@ def build_member(owner: str, factory: Factory | None, n_features: int, n_outputs
             f"{owner}: the factory {_describe_factory(factory)} returned a {type(module).__name__}, "
             f"expected a minidl.nn.Module mapping (N, {n_features}) inputs to (N, {n_outputs}) outputs"
         )
+    if probe is not None:
+        out = member_outputs(module, probe)
+        module.train()
+        if out.shape != (len(probe), n_outputs):
+            raise ValueError(
+                f"{owner}: the module built by {_describe_factory(factory)} maps inputs of shape "
+                f"{tuple(probe.shape)} to outputs of shape {out.shape}; expected ({len(probe)}, {n_outputs}) "
+                f"({n_outputs} = number of classes or targets)"
+            )
     return module
 
 
@@ -351,8 +361,9 @@ class NetworkEnsemble(BaseEstimator):
         return y
 
     # ------------------------------------------------------------------ members
-    def _build(self, factory: Factory | None, n_outputs: int, seed: int | None) -> nn.Module:
-        return build_member(self._name, factory, self.n_features_in_, n_outputs, seed)
+    def _build(self, factory: Factory | None, n_outputs: int, seed: int | None,
+               probe: np.ndarray | None = None) -> nn.Module:
+        return build_member(self._name, factory, self.n_features_in_, n_outputs, seed, probe)
 
     def _train_kwargs(self) -> dict:
         return dict(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,

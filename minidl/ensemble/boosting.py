@@ -120,7 +120,7 @@ class AdaBoostClassifier(ClassifierMixin, NetworkEnsemble):
         seeds = member_seeds(self.random_state, self.n_estimators)
         self.estimators_, self.estimator_weights_, self.estimator_errors_, self.sample_weights_ = [], [], [], []
         for m in tqdm(range(self.n_estimators), desc=self._name, disable=not self.verbose, leave=False):
-            module = self._build(self.factory, k, seeds[m])
+            module = self._build(self.factory, k, seeds[m], Xs[:2])
             fit_member(module, Xs, t, sample_weight=w, task="classification", seed=seeds[m],
                        **self._train_kwargs())
             miss = self._outputs(module, Xs, k).argmax(axis=1) != t
@@ -161,6 +161,7 @@ class AdaBoostClassifier(ClassifierMixin, NetworkEnsemble):
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels (N,): argmax_k sum_m alpha_m [h_m(x) = k]."""
+        self._check_fitted("predict")
         return self.classes_[self.decision_function(X).argmax(axis=1)]
 
 
@@ -180,7 +181,7 @@ class _GradientBoosting(NetworkEnsemble):
             scale = float(r.std())
             if scale < 1e-12:
                 break
-            module = self._build(self.factory, k, seeds[m])
+            module = self._build(self.factory, k, seeds[m], Xs[:2])
             fit_member(module, Xs, r / scale, task="regression", seed=seeds[m], **self._train_kwargs())
             F = F + self.learning_rate * scale * self._outputs(module, Xs, k)
             self.estimators_.append(module)
@@ -307,4 +308,5 @@ class GradientBoostingClassifier(ClassifierMixin, _GradientBoosting):
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels (N,): classes_[argmax_k F(x)_k]."""
+        self._check_fitted("predict")
         return self.classes_[self.decision_function(X).argmax(axis=1)]

@@ -118,6 +118,7 @@ class DiverseEnsembleClassifier(ClassifierMixin, NetworkEnsemble):
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels (N,)."""
+        self._check_fitted("predict")
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def diversity(self, X: Any) -> float:
@@ -179,7 +180,7 @@ class _NCL(NetworkEnsemble):
             raise ValueError(f"{self._name}: lam must be in [0, 1] (Liu & Yao's range), got {self.lam!r}")
         zoo = check_factories(self._name, self.factories)
         seeds = member_seeds(self.random_state, self.n_estimators + 1)
-        self.estimators_ = [self._build(zoo[i % len(zoo)], n_outputs, seeds[i]) for i in range(self.n_estimators)]
+        self.estimators_ = [self._build(zoo[i % len(zoo)], n_outputs, seeds[i], Xs[:2]) for i in range(self.n_estimators)]
         params = [p for m in self.estimators_ for p in m.parameters() if p.requires_grad]
         if not params:
             raise ValueError(f"{self._name}: the members have no trainable parameters")
@@ -273,6 +274,7 @@ class NCLClassifier(ClassifierMixin, _NCL):
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels (N,)."""
+        self._check_fitted("predict")
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 

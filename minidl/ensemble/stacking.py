@@ -217,4 +217,5 @@ class StackingClassifier(ClassifierMixin, NetworkEnsemble):
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels (N,)."""
+        self._check_fitted("predict")
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
