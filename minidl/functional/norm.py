@@ -54,19 +54,18 @@ class _Normalize(Function):
     def forward(self, x, *params):
         xp = backend.get_array_module(x)
         mu = x.mean(axis=self.axes, keepdims=True)
-        d = x - mu
-        var = (d * d).mean(axis=self.axes, keepdims=True)
+        y = x - mu
+        var = (y * y).mean(axis=self.axes, keepdims=True)
         inv_std = 1.0 / xp.sqrt(var + self.eps)
-        x_hat = d * inv_std
         # Kept for the backward (per-group statistics, small) and for the caller.
         self.mu, self.var, self.inv_std = mu, var, inv_std
-        y = x_hat
+        y *= inv_std  # x_hat, in place: y is a fresh array
         i = 0
         if self.has_weight:
-            y = y * params[i].reshape(self.param_shape)
+            y *= params[i].reshape(self.param_shape)
             i += 1
         if self.has_bias:
-            y = y + params[i].reshape(self.param_shape)
+            y += params[i].reshape(self.param_shape)
         return y.astype(x.dtype, copy=False)
 
     def backward(self, gy):
@@ -77,25 +76,34 @@ class _Normalize(Function):
     def _backward_arrays(self, gy):
         x = self.inputs[0].data
         g = gy.data
-        x_hat = (x - self.mu) * self.inv_std
+        x_hat = x - self.mu
+        x_hat *= self.inv_std
         need = self.needs_input_grad
-        grads = []
-        gamma = self.inputs[1].data.reshape(self.param_shape) if self.has_weight else None
-        if need[0]:
-            gg = g * gamma if gamma is not None else g
-            gx = self.inv_std * (gg - gg.mean(axis=self.axes, keepdims=True)
-                                 - x_hat * (gg * x_hat).mean(axis=self.axes, keepdims=True))
-            grads.append(_constant(gx.astype(x.dtype, copy=False)))
-        else:
-            grads.append(None)
+        grads = [None]
         i = 1
+        g_xhat = g * x_hat  # feeds dgamma and, times gamma, the x_hat term of dx
         if self.has_weight:
-            gw = (g * x_hat).sum(axis=self.param_axes) if need[i] else None
-            grads.append(None if gw is None else _constant(gw.reshape(self.inputs[i].shape)))
+            gamma = self.inputs[1].data.reshape(self.param_shape)
+            if need[1]:
+                grads.append(_constant(g_xhat.sum(axis=self.param_axes).reshape(self.inputs[1].shape)))
+            else:
+                grads.append(None)
             i += 1
         if self.has_bias:
-            gb = g.sum(axis=self.param_axes) if need[i] else None
-            grads.append(None if gb is None else _constant(gb.reshape(self.inputs[i].shape)))
+            grads.append(_constant(g.sum(axis=self.param_axes).reshape(self.inputs[i].shape)) if need[i] else None)
+        if need[0]:
+            gg = g * gamma if self.has_weight else g
+            if not self.has_weight:
+                m2 = g_xhat.mean(axis=self.axes, keepdims=True)
+            elif self.param_axes == self.axes:  # batch norm: gamma is constant over the axes A
+                m2 = g_xhat.mean(axis=self.axes, keepdims=True) * gamma
+            else:
+                m2 = (g_xhat * gamma).mean(axis=self.axes, keepdims=True)
+            gx = gg - gg.mean(axis=self.axes, keepdims=True)
+            x_hat *= m2
+            gx -= x_hat
+            gx *= self.inv_std
+            grads[0] = _constant(gx.astype(x.dtype, copy=False))
         return tuple(grads)
 
     def _backward_differentiable(self, gy):
