@@ -41,4 +41,15 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
     def __reduce_ex__(self, protocol):
-        return (Parameter, (backend.to_numpy(self.data), self.requires_grad))
+        # Pickles (and copies) as data + flag, on the device the data lives on.
+        return (Parameter, (self.data, self.requires_grad))
+
+    def __deepcopy__(self, memo: dict) -> "Parameter":
+        """A new Parameter with a copy of the data (and of the gradient, as PyTorch does)."""
+        if id(self) in memo:
+            return memo[id(self)]
+        new = Parameter(self.data.copy(), self.requires_grad)
+        if self.grad is not None:
+            new.grad = Tensor(self.grad.data.copy())
+        memo[id(self)] = new
+        return new

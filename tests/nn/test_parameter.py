@@ -43,3 +43,19 @@ def test_pickle_round_trip():
     q = pickle.loads(pickle.dumps(p))
     assert isinstance(q, nn.Parameter) and q.requires_grad
     np.testing.assert_array_equal(q.numpy(), p.numpy())
+
+
+def test_deepcopy_copies_data_and_grad_and_keeps_sharing():
+    import copy
+
+    m = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    m[1].weight = m[0].weight
+    m(minidl.randn(3, 2)).sum().backward()
+    c = copy.deepcopy(m)
+    assert isinstance(c[0].weight, nn.Parameter) and c[0].weight is not m[0].weight
+    assert c[0].weight.data is not m[0].weight.data
+    np.testing.assert_array_equal(c[0].weight.numpy(), m[0].weight.numpy())
+    np.testing.assert_array_equal(c[0].weight.grad.numpy(), m[0].weight.grad.numpy())
+    assert c[1].weight is c[0].weight  # sharing inside the copy is preserved
+    c[0].weight.data[...] = 0
+    assert m[0].weight.numpy().any()
