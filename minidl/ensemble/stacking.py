@@ -150,7 +150,7 @@ class StackingClassifier(ClassifierMixin, NetworkEnsemble):
     def _folds(self, Xs: np.ndarray, t: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
         if isinstance(self.cv, (int, np.integer)) and not isinstance(self.cv, bool):
             splitter = StratifiedKFold(int(self.cv), shuffle=True, seed=seed)
-        elif hasattr(self.cv, "split"):
+        elif hasattr(self.cv, "split") and not isinstance(self.cv, (str, bytes)):
             splitter = self.cv
         else:
             raise TypeError(f"StackingClassifier: cv must be an int >= 2 or a splitter with split(X, y), "
