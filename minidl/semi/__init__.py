@@ -11,3 +11,4 @@ from .imbalanced import *  # noqa: F401,F403
 from .pseudo_label import *  # noqa: F401,F403
 from .mixmatch import *  # noqa: F401,F403
 from .mean_teacher import *  # noqa: F401,F403
+from .incremental import *  # noqa: F401,F403
