@@ -7,10 +7,11 @@ is built on, one at a time:
   iteration owns its rows of C, so there are no races;
 * the k dimension is cut into panels of ``_KB``, and the panel B[k0:k1, j0:j1] is packed
   into a contiguous buffer that stays in the L2 cache while every row block uses it;
-* the innermost work is a 4 x ``_NB`` register tile: four rows of C are updated together
-  (c_r[j] += a_r * b[j]), so each element of the packed B row loaded is used four times,
-  and the loop over j is contiguous and branch-free, which LLVM turns into SIMD
-  fused multiply-adds.
+* the innermost work updates four rows of C from four rows of the panel at once: a 4 x 4
+  block of A sits in registers, and for each column j the four values of B loaded feed
+  16 multiply-adds into four values of C (one load and one store each), instead of one
+  multiply-add per load/store pair; the loop over j is contiguous and branch-free, which
+  LLVM turns into SIMD fused multiply-adds.
 
     C[i, j] = sum_k A[i, k] * B[k, j]      A: (M, K), B: (K, N), C: (M, N)
 """
@@ -30,6 +31,51 @@ _KB = 256   # depth of a packed panel of B
 _NB = 512   # columns of C per packed panel (a 256 x 512 float32 panel is 512 KiB)
 
 
+@njit(cache=True, fastmath=True, inline="always")
+def _four_rows(a, panel, c, i, k0, j0, j1):
+    """C[i:i+4, j0:j1] += A[i:i+4, k0:k0+depth] @ panel, four k at a time."""
+    depth, width = panel.shape
+    c0, c1, c2, c3 = c[i, j0:j1], c[i + 1, j0:j1], c[i + 2, j0:j1], c[i + 3, j0:j1]
+    kk = 0
+    while kk + 4 <= depth:  # a 4 x 4 block of A in registers, four B rows streamed once
+        k = k0 + kk
+        b0, b1, b2, b3 = panel[kk], panel[kk + 1], panel[kk + 2], panel[kk + 3]
+        a00, a01, a02, a03 = a[i, k], a[i, k + 1], a[i, k + 2], a[i, k + 3]
+        a10, a11, a12, a13 = a[i + 1, k], a[i + 1, k + 1], a[i + 1, k + 2], a[i + 1, k + 3]
+        a20, a21, a22, a23 = a[i + 2, k], a[i + 2, k + 1], a[i + 2, k + 2], a[i + 2, k + 3]
+        a30, a31, a32, a33 = a[i + 3, k], a[i + 3, k + 1], a[i + 3, k + 2], a[i + 3, k + 3]
+        for j in range(width):
+            x0, x1, x2, x3 = b0[j], b1[j], b2[j], b3[j]
+            c0[j] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
+            c1[j] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
+            c2[j] += a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
+            c3[j] += a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
+        kk += 4
+    while kk < depth:  # the last 0-3 values of k
+        k = k0 + kk
+        bk = panel[kk]
+        a0, a1, a2, a3 = a[i, k], a[i + 1, k], a[i + 2, k], a[i + 3, k]
+        for j in range(width):
+            x = bk[j]
+            c0[j] += a0 * x
+            c1[j] += a1 * x
+            c2[j] += a2 * x
+            c3[j] += a3 * x
+        kk += 1
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _one_row(a, panel, c, i, k0, j0, j1):
+    """C[i, j0:j1] += A[i, k0:k0+depth] @ panel."""
+    depth, width = panel.shape
+    ci = c[i, j0:j1]
+    for kk in range(depth):
+        ai = a[i, k0 + kk]
+        bk = panel[kk]
+        for j in range(width):
+            ci[j] += ai * bk[j]
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def _matmul_kernel(a, b, c):
     m, k_dim = a.shape
@@ -37,37 +83,18 @@ def _matmul_kernel(a, b, c):
     n_row_blocks = (m + _MB - 1) // _MB
     for j0 in range(0, n, _NB):
         j1 = min(j0 + _NB, n)
-        width = j1 - j0
         for k0 in range(0, k_dim, _KB):
             k1 = min(k0 + _KB, k_dim)
-            panel = np.ascontiguousarray(b[k0:k1, j0:j1])
-            for rb in prange(n_row_blocks):
+            panel = np.ascontiguousarray(b[k0:k1, j0:j1])  # packed once, shared by all row blocks
+            for rb in prange(n_row_blocks):  # each task owns rows i0:i1 of C
                 i0 = rb * _MB
                 i1 = min(i0 + _MB, m)
                 i = i0
-                while i + 4 <= i1:  # four rows of C at a time share each loaded B element
-                    c0 = c[i, j0:j1]
-                    c1 = c[i + 1, j0:j1]
-                    c2 = c[i + 2, j0:j1]
-                    c3 = c[i + 3, j0:j1]
-                    for kk in range(k1 - k0):
-                        a0 = a[i, k0 + kk]
-                        a1 = a[i + 1, k0 + kk]
-                        a2 = a[i + 2, k0 + kk]
-                        a3 = a[i + 3, k0 + kk]
-                        for j in range(width):
-                            bj = panel[kk, j]
-                            c0[j] += a0 * bj
-                            c1[j] += a1 * bj
-                            c2[j] += a2 * bj
-                            c3[j] += a3 * bj
+                while i + 4 <= i1:
+                    _four_rows(a, panel, c, i, k0, j0, j1)
                     i += 4
-                while i < i1:  # the last 0-3 rows
-                    ci = c[i, j0:j1]
-                    for kk in range(k1 - k0):
-                        ai = a[i, k0 + kk]
-                        for j in range(width):
-                            ci[j] += ai * panel[kk, j]
+                while i < i1:
+                    _one_row(a, panel, c, i, k0, j0, j1)
                     i += 1
 
 
