@@ -36,7 +36,8 @@ from .plots import plot_confusion_matrix, plot_learning_curves
 from .selection import error_report, train_val_test_split
 from .trainer import Trainer
 
-__all__ = ["main", "run_demo", "digits_splits", "digits_augmentation", "DEMO_RECIPE"]
+__all__ = ["main", "run_demo", "digits_splits", "digits_augmentation", "digits_loaders",
+           "DEMO_RECIPE"]
 
 DEMO_RECIPE = {
     "val_size": 0.15, "test_size": 0.15,
@@ -60,6 +61,23 @@ def digits_augmentation(seed: int) -> transforms.RandomAffine:
                                    scale=DEMO_RECIPE["scale"], seed=seed)
 
 
+def digits_loaders(seed: int, batch_size: int = 32) -> tuple[DataLoader, dict[str, DataLoader]]:
+    """The demo's data pipeline: ``(train_loader, {"train", "val", "test": plain loaders})``.
+
+    Images are standardised with the training set's pixel mean and std; the training
+    loader augments (before standardising; uncovered pixels get 0, the background) and
+    shuffles, all seeded from ``seed``; the plain loaders neither augment nor shuffle.
+    """
+    X_tr, X_va, X_te, y_tr, y_va, y_te = digits_splits(seed)
+    normalize = transforms.Normalize(float(X_tr.mean()), float(X_tr.std()))
+    augment = transforms.Compose([digits_augmentation(seed + 1), normalize])
+    train_loader = DataLoader(ImageDataset(X_tr, y_tr, transform=augment),
+                              batch_size=batch_size, shuffle=True, seed=seed + 2)
+    plain = {name: DataLoader(ImageDataset(X, y, transform=normalize), batch_size=256)
+             for name, X, y in (("train", X_tr, y_tr), ("val", X_va, y_va), ("test", X_te, y_te))}
+    return train_loader, plain
+
+
 def run_demo(epochs: int = 60, seed: int = 0, device: str = "cpu", out: str = "minidl_out",
              batch_size: int = 32, progress: bool = True, verbose: bool = True) -> dict[str, Any]:
     """Train LeNet5 on the digits and report; returns the numbers and the files written.
@@ -69,15 +87,8 @@ def run_demo(epochs: int = 60, seed: int = 0, device: str = "cpu", out: str = "m
     """
     start = time.perf_counter()
     manual_seed(seed)
-    X_tr, X_va, X_te, y_tr, y_va, y_te = digits_splits(seed)
-    # Standardise with the training set's pixel mean and std (after augmentation, which
-    # fills uncovered pixels with 0 = background).
-    normalize = transforms.Normalize(float(X_tr.mean()), float(X_tr.std()))
-    augment = transforms.Compose([digits_augmentation(seed + 1), normalize])
-    train_loader = DataLoader(ImageDataset(X_tr, y_tr, transform=augment),
-                              batch_size=batch_size, shuffle=True, seed=seed + 2)
-    plain = {name: DataLoader(ImageDataset(X, y, transform=normalize), batch_size=256)
-             for name, X, y in (("train", X_tr, y_tr), ("val", X_va, y_va), ("test", X_te, y_te))}
+    train_loader, plain = digits_loaders(seed, batch_size)
+    y_tr, y_va, y_te = (plain[name].dataset.targets for name in ("train", "val", "test"))
     if verbose:
         print(f"digits: {len(y_tr)} training, {len(y_va)} validation, {len(y_te)} test images "
               f"(8x8, 10 classes); device {device}")

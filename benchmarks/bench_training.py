@@ -1,0 +1,246 @@
+"""Training throughput: samples per second of one training epoch, minidl vs PyTorch vs NumPy.
+
+Two workloads on random data (the numbers do not depend on what is learned):
+
+* MLP 784-256-256-10 with ReLU, batch 128;
+* LeNet-5 on 1x28x28 images (``minidl.models.LeNet5(input_size=28)``), batch 64.
+
+One epoch = for each batch: forward, cross-entropy, backward, SGD step (momentum 0.9).
+Contenders, timed in the same run on the same pre-cut batches of float32 arrays:
+
+* minidl (``Tensor`` wrappers around the NumPy batches, no copies);
+* PyTorch CPU (same architecture and optimizer; ``torch.set_num_threads`` left at its
+  default, reported in the output);
+* for the MLP, a hand-written NumPy MLP with manual backpropagation and the same update:
+  the floor for any framework built on NumPy.
+
+Run: ``python benchmarks/bench_training.py [--repeats R] [--batches B]``. Writes the
+``## Training throughput`` section of RESULTS.md and ``results/training_throughput.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import minidl  # noqa: E402
+import minidl.functional as F  # noqa: E402
+from minidl import optim  # noqa: E402
+from minidl.models import LeNet5, MLP  # noqa: E402
+
+try:
+    from benchmarks.report import PLOTS, markdown_table, median_time, write_section  # noqa: E402
+except ImportError:  # run as a script from inside benchmarks/
+    from report import PLOTS, markdown_table, median_time, write_section  # type: ignore  # noqa: E402
+
+LR, MOMENTUM = 0.01, 0.9
+
+
+def make_batches(n_batches: int, batch: int, shape: tuple, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n_batches`` pairs (x (batch, *shape) float32 N(0,1), y (batch,) int64 in 0..9)."""
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((batch, *shape)).astype(np.float32),
+             rng.integers(0, 10, batch).astype(np.int64)) for _ in range(n_batches)]
+
+
+# ------------------------------------------------------------------------------ minidl
+
+def minidl_epoch_fn(model: minidl.nn.Module, batches: list):
+    """A closure running one training epoch of ``model`` over ``batches``."""
+    opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    data = [(minidl.Tensor(x), minidl.Tensor(y)) for x, y in batches]
+    model.train()
+
+    def epoch() -> None:
+        for x, y in data:
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+
+    return epoch
+
+
+# ------------------------------------------------------------------------------ PyTorch
+
+def torch_epoch_fn(kind: str, batches: list):
+    import torch
+
+    nn = torch.nn
+    torch.manual_seed(0)
+    if kind == "mlp":
+        model = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256),
+                              nn.ReLU(), nn.Linear(256, 10))
+    else:
+        model = nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+    model.train()
+
+    def epoch() -> None:
+        for x, y in data:
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+
+    return epoch
+
+
+# ------------------------------------------------------------------------------ NumPy floor
+
+class NumpyMLP:
+    """784-256-256-10 ReLU MLP with hand-written backpropagation and SGD with momentum.
+
+    Forward: ``h1 = relu(x W1^T + b1)``, ``h2 = relu(h1 W2^T + b2)``, ``z = h2 W3^T + b3``,
+    ``L = mean_i(logsumexp(z_i) - z_i[y_i])``. Backward: ``dz = (softmax(z) - onehot(y)) / B``,
+    ``dW3 = dz^T h2``, ``db3 = sum_i dz``, ``dh2 = (dz W3) * [h2 > 0]``, and so on down.
+    Update: ``v <- momentum v + g``, ``w <- w - lr v`` (PyTorch's SGD).
+    """
+
+    def __init__(self, sizes=(784, 256, 256, 10), seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.params = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            bound = 1.0 / np.sqrt(fan_in)
+            self.params.append(rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32))
+            self.params.append(rng.uniform(-bound, bound, fan_out).astype(np.float32))
+        self.velocity = [np.zeros_like(p) for p in self.params]
+
+    def step(self, x: np.ndarray, y: np.ndarray) -> float:
+        W1, b1, W2, b2, W3, b3 = self.params
+        B = x.shape[0]
+        x = x.reshape(B, -1)
+        h1 = np.maximum(x @ W1.T + b1, 0)
+        h2 = np.maximum(h1 @ W2.T + b2, 0)
+        z = h2 @ W3.T + b3
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        s = e.sum(axis=1, keepdims=True)
+        loss = float(np.mean(np.log(s[:, 0]) - z[np.arange(B), y]))
+        dz = e / s
+        dz[np.arange(B), y] -= 1.0
+        dz /= B
+        dh2 = dz @ W3
+        dh2 *= h2 > 0
+        dh1 = dh2 @ W2
+        dh1 *= h1 > 0
+        grads = [dh1.T @ x, dh1.sum(axis=0), dh2.T @ h1, dh2.sum(axis=0), dz.T @ h2, dz.sum(axis=0)]
+        for p, v, g in zip(self.params, self.velocity, grads):
+            v *= MOMENTUM
+            v += g
+            p -= LR * v
+        return loss
+
+
+def numpy_epoch_fn(batches: list):
+    net = NumpyMLP()
+
+    def epoch() -> None:
+        for x, y in batches:
+            net.step(x, y)
+
+    return epoch
+
+
+# ------------------------------------------------------------------------------ main
+
+def measure(repeats: int, mlp_batches: int, lenet_batches: int) -> dict:
+    """``{(workload, contender): samples per second}`` and the sample counts."""
+    import torch
+
+    results = {}
+    minidl.manual_seed(0)
+    mlp_data = make_batches(mlp_batches, 128, (1, 28, 28))
+    lenet_data = make_batches(lenet_batches, 64, (1, 28, 28), seed=1)
+    n_mlp, n_lenet = 128 * mlp_batches, 64 * lenet_batches
+    runs = [
+        ("MLP 784-256-256-10, batch 128", "minidl", n_mlp,
+         minidl_epoch_fn(MLP(784, (256, 256), 10), mlp_data)),
+        ("MLP 784-256-256-10, batch 128", "PyTorch", n_mlp, torch_epoch_fn("mlp", mlp_data)),
+        ("MLP 784-256-256-10, batch 128", "NumPy by hand", n_mlp, numpy_epoch_fn(mlp_data)),
+        ("LeNet-5 1x28x28, batch 64", "minidl", n_lenet,
+         minidl_epoch_fn(LeNet5(1, 10, 28), lenet_data)),
+        ("LeNet-5 1x28x28, batch 64", "PyTorch", n_lenet, torch_epoch_fn("lenet", lenet_data)),
+    ]
+    for workload, who, n, fn in runs:
+        seconds = median_time(fn, repeats=repeats, warmup=1)
+        results[(workload, who)] = n / seconds
+        print(f"{workload:32s} {who:14s} {n / seconds:10.0f} samples/s ({seconds:.3f} s/epoch)")
+    results["threads"] = torch.get_num_threads()
+    return results
+
+
+def _plot(results: dict, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    keys = [k for k in results if isinstance(k, tuple)]
+    fig = Figure(figsize=(8, 3.6))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    labels = [f"{w.split(',')[0]}\n{who}" for w, who in keys]
+    ax.barh(range(len(keys)), [results[k] for k in keys], color="tab:blue")
+    ax.set_yticks(range(len(keys)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("training samples / second (higher is better)")
+    ax.set_title("One training epoch, random data")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=5, help="timed epochs per contender (median)")
+    p.add_argument("--batches", type=int, default=40, help="MLP batches per epoch (LeNet: half)")
+    p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = p.parse_args(argv)
+    r = measure(args.repeats, args.batches, max(args.batches // 2, 1))
+    mlp, lenet = "MLP 784-256-256-10, batch 128", "LeNet-5 1x28x28, batch 64"
+    rows = []
+    for workload in (mlp, lenet):
+        torch_sps = r[(workload, "PyTorch")]
+        for who in ("minidl", "PyTorch", "NumPy by hand"):
+            if (workload, who) not in r:
+                continue
+            sps = r[(workload, who)]
+            floor = r.get((workload, "NumPy by hand"))
+            rows.append([workload, who, round(sps), sps / torch_sps,
+                         "-" if floor is None else sps / floor])
+    mlp_vs_torch = r[(mlp, "minidl")] / r[(mlp, "PyTorch")]
+    mlp_vs_numpy = r[(mlp, "minidl")] / r[(mlp, "NumPy by hand")]
+    lenet_vs_torch = r[(lenet, "minidl")] / r[(lenet, "PyTorch")]
+    verdict = "\n".join([
+        f"- MLP: minidl runs at {mlp_vs_torch:.2f}x PyTorch's throughput (goal >= 0.8x: "
+        f"{'met' if mlp_vs_torch >= 0.8 else 'NOT met'}) and {mlp_vs_numpy:.2f}x the hand-written "
+        f"NumPy floor (goal >= 0.85x: {'met' if mlp_vs_numpy >= 0.85 else 'NOT met'}).",
+        f"- LeNet-5: minidl runs at {lenet_vs_torch:.2f}x PyTorch's throughput (goal >= 0.5x: "
+        f"{'met' if lenet_vs_torch >= 0.5 else 'NOT met'}).",
+    ])
+    body = (f"`python benchmarks/bench_training.py` — samples/s of one training epoch (forward, "
+            f"cross-entropy, backward, SGD momentum step) on random data; median of "
+            f"{args.repeats} epochs after one warm-up; {args.batches} MLP batches and "
+            f"{max(args.batches // 2, 1)} LeNet batches per epoch. PyTorch uses its default "
+            f"{r['threads']} thread(s) (`torch.set_num_threads` untouched).\n\n"
+            + markdown_table(["workload", "contender", "samples/s", "vs PyTorch", "vs NumPy floor"], rows)
+            + "\n\n" + verdict + "\n\nPlot: `results/training_throughput.png`.")
+    print(body)
+    if not args.no_write:
+        _plot(r, PLOTS / "training_throughput.png")
+        write_section("Training throughput", body)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    raise SystemExit(main())
