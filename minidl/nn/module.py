@@ -182,6 +182,7 @@ class Module:
 
     # ------------------------------------------------------------------ calling
     def forward(self, *inputs: Any) -> Any:
+        """The computation; every subclass defines it (call the module, not forward, to run hooks)."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
@@ -374,9 +375,11 @@ class Module:
         return self
 
     def cpu(self) -> "Module":
+        """Move parameters and buffers to the host: ``to("cpu")``."""
         return self.to("cpu")
 
     def cuda(self) -> "Module":
+        """Move parameters and buffers to the GPU: ``to("cuda")``."""
         return self.to("cuda")
 
     def double(self) -> "Module":
