@@ -38,10 +38,10 @@ def _as_tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else _new_tensor(_as_array_like(x), False, None, 0)
 
 
-def _embeddings(op: str, x: Any, name: str) -> Tensor:
+def _embeddings(op: str, x: Any, name: str, what: str = "(N, D) embeddings") -> Tensor:
     t = _as_tensor(x)
     if t.ndim != 2:
-        raise ValueError(f"{op}: {name} must be (N, D) embeddings, one row per sample; got shape {t.shape}")
+        raise ValueError(f"{op}: {name} must be {what}, one row per sample; got shape {t.shape}")
     if t.dtype.kind != "f":
         raise TypeError(f"{op}: {name} must be floating point, got dtype {t.dtype}")
     return t
@@ -86,8 +86,10 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
     s = (u @ u.T) * (1.0 / tau)
     rows = np.arange(2 * n)
     positive = (rows + n) % (2 * n)
-    # Row i of `others` lists every column except i: the diagonal (a view against itself) is left out.
-    others = np.array([np.delete(rows, i) for i in rows])
+    # Row i of `others` lists every column except i (a view is not compared with itself):
+    # columns j < i stay j, columns j >= i shift to j + 1.
+    cols = np.arange(2 * n - 1)
+    others = np.where(cols[None, :] < rows[:, None], cols[None, :], cols[None, :] + 1)
     log_denominator = logsumexp(s[rows[:, None], others], axis=1)
     return (log_denominator - s[rows, positive]).mean()
 
@@ -168,7 +170,7 @@ def sinkhorn_knopp(scores: Tensor, epsilon: float = 0.05, iters: int = 3) -> Ten
     arithmetic, no overflow or underflow for small ``epsilon``). Returns a constant Tensor.
     """
     op = "sinkhorn_knopp"
-    scores = _embeddings(op, scores, "scores")
+    scores = _embeddings(op, scores, "scores", "(N, K) similarities to K prototypes")
     eps = _check_positive(op, epsilon, "epsilon")
     if isinstance(iters, bool) or not isinstance(iters, (int, np.integer)) or iters < 1:
         raise ValueError(f"{op}: iters must be an integer >= 1, got {iters!r}")

@@ -25,8 +25,8 @@ __all__ = ["as_images", "run_pretraining"]
 
 
 def as_images(data: Any, op: str) -> np.ndarray:
-    """Unlabeled images as a float32 NumPy array (N, C, H, W): accepts an array, a Tensor,
-    or a dataset whose items are images or (image, label) pairs."""
+    """Unlabeled images as a NumPy array (N, C, H, W), float32 unless given as float64:
+    accepts an array, a Tensor, or a dataset whose items are images or (image, label) pairs."""
     if isinstance(data, Tensor):
         data = data.numpy()
     elif not isinstance(data, np.ndarray) and hasattr(data, "__getitem__") and hasattr(data, "__len__"):
@@ -35,9 +35,8 @@ def as_images(data: Any, op: str) -> np.ndarray:
     data = np.asarray(data)
     if data.ndim != 4:
         raise ValueError(f"{op}: unlabeled_data must be images (N, C, H, W), got shape {data.shape}")
-    if data.dtype.kind != "f":
-        data = data.astype(np.float32)
-    return np.ascontiguousarray(data, dtype=np.float32) if data.dtype != np.float64 else data
+    # float64 stays float64 (as for minidl.tensor); anything else becomes float32.
+    return np.ascontiguousarray(data, dtype=np.float64 if data.dtype == np.float64 else np.float32)
 
 
 def run_pretraining(method: Module, images: np.ndarray, *, epochs: int, batch_size: int, lr: float,

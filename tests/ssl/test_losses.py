@@ -286,5 +286,5 @@ def test_sinkhorn_rejects_bad_arguments():
         sinkhorn_knopp(s, epsilon=0.0)
     with pytest.raises(ValueError, match="sinkhorn_knopp: iters must be an integer >= 1"):
         sinkhorn_knopp(s, iters=0)
-    with pytest.raises(ValueError, match=r"sinkhorn_knopp: scores must be \(N, D\)"):
+    with pytest.raises(ValueError, match=r"sinkhorn_knopp: scores must be \(N, K\) similarities"):
         sinkhorn_knopp(_t(np.ones(3)))
