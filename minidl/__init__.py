@@ -31,6 +31,7 @@ from .functional.shape import (
 )
 from .functional.linalg import matmul
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .serialization import load, save
 
 float32, float64, int64, int32, bool_ = "float32", "float64", "int64", "int32", "bool"
 
