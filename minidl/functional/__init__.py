@@ -7,6 +7,8 @@ from .elementwise import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
+from .conv import conv2d, conv_transpose2d  # noqa: F401
+from .pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401
 from .activation import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
