@@ -20,3 +20,4 @@ from .rnn import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .transformer import *  # noqa: F401,F403
+from .. import functional  # noqa: E402,F401  (minidl.nn.functional, as in PyTorch)
