@@ -125,6 +125,7 @@ def test_conv_transpose2d_passes_gradcheck_and_gradgradcheck(kernel_path):
     assert minidl.gradgradcheck(fn, [x, w])
 
 
+@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel:UserWarning")
 @pytest.mark.parametrize("kernel, dilation", [((3, 3), 1), ((2, 4), (2, 1)), ((1, 1), 1)])
 def test_padding_same_keeps_the_size_like_torch(kernel, dilation):
     rng = np.random.default_rng(5)

@@ -1,0 +1,230 @@
+"""conv2d forward + backward: minidl's kernel paths against PyTorch, in the same run.
+
+Three layer shapes (float32, NCHW), each timed as one training step of the layer alone --
+y = conv2d(x, w, b); y.backward(gy) -- so the forward, the input gradient and the weight
+gradient all count:
+
+    LeNet-like   N=64, 1 -> 6 channels, 28x28, 5x5
+    VGG-like     N=32, 64 -> 64 channels, 32x32, 3x3, padding 1
+    strided      N=32, 32 -> 64 channels, 32x32, 3x3, stride 2, padding 1
+
+Contenders: the NumPy path (strided-view im2col + BLAS), the Numba path (parallel Numba
+im2col/col2im + BLAS), PyTorch CPU; "default" is whichever path ``minidl.config`` picks
+with ``kernels="auto"``.  Medians of repeats, timed contender by contender (see ``blocked_medians``).  The Numba compile cost is
+reported apart: the first call in a process with an empty cache, then the first call in
+a second process that finds the cache (``cache=True``).  With a CUDA GPU and CuPy, the
+same shapes at 4x the batch are also timed on the GPU: NumPy path on CuPy arrays (cuBLAS),
+the Numba CUDA kernels, and PyTorch CUDA.
+
+    python benchmarks/bench_conv.py [--repeats 7] [--quick] [--no-write]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import minidl  # noqa: E402
+import minidl.config as config  # noqa: E402
+from minidl.kernels import registry  # noqa: E402
+from minidl.functional.conv import conv2d  # noqa: E402
+from benchmarks.report import PLOTS, markdown_table, median_time, write_section  # noqa: E402
+
+SHAPES = [
+    ("LeNet-like", dict(n=64, c_in=1, c_out=6, hw=28, k=5, stride=1, padding=0)),
+    ("VGG-like", dict(n=32, c_in=64, c_out=64, hw=32, k=3, stride=1, padding=1)),
+    ("strided", dict(n=32, c_in=32, c_out=64, hw=32, k=3, stride=2, padding=1)),
+]
+
+
+def make_arrays(s: dict, batch_scale: float = 1.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n = max(1, int(s["n"] * batch_scale))
+    x = rng.standard_normal((n, s["c_in"], s["hw"], s["hw"])).astype(np.float32)
+    w = (rng.standard_normal((s["c_out"], s["c_in"], s["k"], s["k"])) * 0.1).astype(np.float32)
+    b = rng.standard_normal(s["c_out"]).astype(np.float32)
+    out = (s["hw"] + 2 * s["padding"] - s["k"]) // s["stride"] + 1
+    gy = rng.standard_normal((n, s["c_out"], out, out)).astype(np.float32)
+    return x, w, b, gy
+
+
+def minidl_step(arrays, s: dict, path: str, device: str = "cpu"):
+    x, w, b, gy = (minidl.tensor(a, device=device) for a in arrays)
+    x.requires_grad_(), w.requires_grad_(), b.requires_grad_()
+
+    def run():
+        with config.using_kernels(path):
+            y = conv2d(x, w, b, stride=s["stride"], padding=s["padding"])
+            y.backward(gy)
+        x.grad = w.grad = b.grad = None
+        if device != "cpu":
+            import cupy
+
+            cupy.cuda.Device().synchronize()
+    return run
+
+
+def torch_step(torch, arrays, s: dict, device: str = "cpu"):
+    x, w, b, gy = (torch.tensor(a, device=device) for a in arrays)
+    x.requires_grad_(), w.requires_grad_(), b.requires_grad_()
+
+    def run():
+        y = torch.nn.functional.conv2d(x, w, b, stride=s["stride"], padding=s["padding"])
+        y.backward(gy)
+        x.grad = w.grad = b.grad = None
+        if device != "cpu":
+            torch.cuda.synchronize()
+    return run
+
+
+def blocked_medians(contenders: dict, repeats: int) -> dict:
+    """Median seconds of each contender, timed one contender after another (two warm-up calls,
+    then ``repeats``).  Not interleaved: BLAS, Numba and PyTorch each keep a thread pool, and
+    on a few cores a pool that is still spinning after its last call starves the next
+    library's threads, which interleaving would charge to every call."""
+    return {name: median_time(fn, repeats=repeats, warmup=2) for name, fn in contenders.items()}
+
+
+def numba_first_call(setup: str, call: str) -> tuple[float, float]:
+    """Seconds of the first ``call`` in a fresh process with an empty Numba cache (compile),
+    then in a second process that finds the cache written by the first (load)."""
+    code = (
+        f"import sys, time\nsys.path.insert(0, {str(ROOT)!r})\n{setup}\n"
+        f"t0 = time.perf_counter()\n{call}\nprint(time.perf_counter() - t0)\n"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        seconds = []
+        for _ in range(2):
+            done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+            if done.returncode:
+                raise RuntimeError(done.stderr)
+            seconds.append(float(done.stdout.strip().splitlines()[-1]))
+    return seconds[0], seconds[1]
+
+
+CONV_SETUP = """
+import numpy as np
+import minidl.config
+from minidl.kernels import conv_numba
+x = np.ones((2, 3, 8, 8), np.float32); w = np.ones((4, 3, 3, 3), np.float32); gy = np.ones((2, 4, 8, 8), np.float32)
+g = ((1, 1), (1, 1), (1, 1), 1)
+"""
+CONV_CALL = ("conv_numba.conv2d_forward(x, w, *g); conv_numba.conv2d_backward_input(gy, w, (8, 8), *g); "
+             "conv_numba.conv2d_backward_weight(x, gy, (3, 3), *g)")
+
+
+def gpu_available() -> bool:
+    try:
+        import cupy  # noqa: F401
+        from numba import cuda
+    except ImportError:
+        return False
+    return minidl.cupy_available() and cuda.is_available()
+
+
+def plot(rows: list, labels: list[str], file: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    width = 0.8 / len(labels)
+    for index, label in enumerate(labels):
+        ax.bar([i + index * width for i in range(len(rows))], [r[1 + index] for r in rows], width, label=label)
+    ax.set_xticks([i + width * (len(labels) - 1) / 2 for i in range(len(rows))], [r[0] for r in rows])
+    ax.set_yscale("log")
+    ax.set_ylabel("ms per forward+backward (log)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(file, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="a quarter of the batch, 3 repeats")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = ap.parse_args(argv)
+    import torch
+
+    repeats = 3 if args.quick else args.repeats
+    scale = 0.25 if args.quick else 1.0
+    rows, table = [], []
+    for name, s in SHAPES:
+        arrays = make_arrays(s, scale)
+        default = registry.resolve("conv2d", "cpu", "auto")
+        times = blocked_medians({
+            "numpy": minidl_step(arrays, s, "numpy"),
+            "numba": minidl_step(arrays, s, "numba"),
+            "torch": torch_step(torch, arrays, s),
+        }, repeats=repeats)
+        ms = {k: v * 1e3 for k, v in times.items()}
+        rows.append([name, ms["numpy"], ms["numba"], ms["torch"]])
+        table.append([f"{name} (N={arrays[0].shape[0]})", ms["numpy"], ms["numba"], ms["torch"], default,
+                      ms[default] / ms["torch"], ms["numpy"] / ms["numba"]])
+        print(f"{name}: numpy {ms['numpy']:.1f} ms, numba {ms['numba']:.1f} ms, torch {ms['torch']:.1f} ms", flush=True)
+    cold, warm = numba_first_call(CONV_SETUP, CONV_CALL)
+    print(f"Numba conv2d first call: {cold:.2f} s compiling, {warm:.2f} s from the cache", flush=True)
+    plot(rows, ["NumPy path", "Numba path", "PyTorch CPU"], PLOTS / "conv_cpu.png",
+         "conv2d forward+backward, float32, CPU")
+    body = [
+        "conv2d forward + backward (input, weight and bias gradients) of one layer, float32, "
+        f"median of {repeats} repeats (contender by contender, after 2 warm-up calls); ms per step. `default` is the path "
+        "`minidl.config.kernels = \"auto\"` takes on the CPU. Goal: default within 2x of PyTorch; "
+        "Numba faster than NumPy on two of three shapes. "
+        f"Measured on {os.cpu_count()} cores shared with other jobs, so expect noise of tens of percent.",
+        "",
+        markdown_table(["shape", "NumPy path ms", "Numba path ms", "PyTorch ms", "default", "default / PyTorch",
+                        "NumPy / Numba"], table),
+        "",
+        f"Numba compile cost (conv2d forward + both gradients, float32, first call): {cold:.2f} s with an empty "
+        f"cache, {warm:.2f} s in a second process that loads the cache (`cache=True`).",
+        "",
+        "![conv2d CPU](results/conv_cpu.png)",
+    ]
+    if gpu_available() and torch.cuda.is_available():
+        body += ["", gpu_section(torch, repeats)]
+    else:
+        body += ["", "GPU: not measured (no CUDA device with CuPy on this machine)."]
+    text = "\n".join(body)
+    print(text)
+    if not args.no_write:
+        write_section("Convolution", text)
+    return 0
+
+
+def gpu_section(torch, repeats: int) -> str:
+    table = []
+    for name, s in SHAPES:
+        arrays = make_arrays(s, 4.0)
+        times = blocked_medians({
+            "numpy": minidl_step(arrays, s, "numpy", "cuda"),
+            "cuda": minidl_step(arrays, s, "cuda", "cuda"),
+            "torch": torch_step(torch, arrays, s, "cuda"),
+        }, repeats=repeats)
+        ms = {k: v * 1e3 for k, v in times.items()}
+        table.append([f"{name} (N={arrays[0].shape[0]})", ms["numpy"], ms["cuda"], ms["torch"],
+                      ms["cuda"] / ms["torch"]])
+    return "\n".join([
+        "GPU, same layers at 4x the batch: CuPy path (im2col + cuBLAS), Numba CUDA kernels, PyTorch CUDA; ms per step.",
+        "",
+        markdown_table(["shape", "CuPy path ms", "Numba CUDA ms", "PyTorch CUDA ms", "Numba CUDA / PyTorch"], table),
+    ])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
