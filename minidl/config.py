@@ -56,10 +56,18 @@ kernels: str = "auto"
 def select(op: str, xp):
     """The kernel module for ``op`` ("conv2d", "max_pool2d", "avg_pool2d", "matmul") on the
     array module ``xp`` (numpy or cupy), following ``minidl.config.kernels``."""
-    if kernels not in KERNEL_CHOICES:
-        raise ValueError(f"minidl.config.kernels = {kernels!r} is not one of {KERNEL_CHOICES}")
-    backend = "gpu" if xp.__name__ == "cupy" else "cpu"
-    return _registry.implementation(op, backend, kernels)
+    key = (op, xp.__name__, kernels)
+    found = _selected.get(key)
+    if found is None:  # first use of this combination: check it, import the module, remember it
+        if kernels not in KERNEL_CHOICES:
+            raise ValueError(f"minidl.config.kernels = {kernels!r} is not one of {KERNEL_CHOICES}")
+        backend = "gpu" if xp.__name__ == "cupy" else "cpu"
+        found = _selected[key] = _registry.implementation(op, backend, kernels)
+    return found
+
+
+# (op, array module name, setting) -> kernel module; select() sits on every matmul's path.
+_selected: dict = {}
 
 
 @contextlib.contextmanager
