@@ -1,7 +1,7 @@
 """Matrix products: ``matmul`` (NumPy's rules, batched and 1-d cases) and ``linear``."""
 from __future__ import annotations
 
-from .. import backend
+from .. import backend, config
 from ..autograd import Function
 from ..tensor import Tensor
 
@@ -25,8 +25,9 @@ class MatMul(Function):
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+        kernel = config.select("matmul", backend.get_array_module(a, b))  # minidl.config.kernels
         try:
-            return backend.get_array_module(a, b).matmul(a, b)
+            return kernel.matmul(a, b)
         except ValueError:
             raise _matmul_shapes_error(a.shape, b.shape) from None
 
