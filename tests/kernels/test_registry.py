@@ -115,3 +115,20 @@ def test_minidl_runs_on_the_numpy_path_without_numba():
     lines = done.stdout.splitlines()
     assert lines[0].startswith("minidl.kernels.conv_numpy 18.0")
     assert "conv2d: kernel path 'numba' is not available: Numba is not installed" in lines[1]
+
+
+def test_tensor_matmul_goes_through_the_selected_kernel(monkeypatch):
+    import minidl
+    from minidl.kernels import matmul_numba
+
+    calls = []
+    original = matmul_numba.matmul
+    monkeypatch.setattr(matmul_numba, "matmul", lambda a, b: calls.append(a.shape) or original(a, b))
+    a = minidl.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    b = minidl.tensor(np.ones((3, 2)))
+    with config.using_kernels("numba"):
+        y = a @ b
+    assert calls == [(2, 3)]
+    np.testing.assert_array_equal(y.numpy(), np.arange(6.0).reshape(2, 3) @ np.ones((3, 2)))
+    a @ b  # back on "auto": BLAS, not the Numba kernel
+    assert len(calls) == 1
