@@ -16,7 +16,7 @@ a second process that finds the cache (``cache=True``).  With a CUDA GPU and CuP
 same shapes at 4x the batch are also timed on the GPU: NumPy path on CuPy arrays (cuBLAS),
 the Numba CUDA kernels, and PyTorch CUDA.
 
-    python benchmarks/bench_conv.py [--repeats 7] [--quick] [--no-write]
+    python benchmarks/bench_conv.py [--repeats 7] [--quick] [--no-write] [--threads N]
 """
 from __future__ import annotations
 
@@ -28,7 +28,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+
+def _pin_threads_from_argv() -> None:
+    """``--threads N`` must reach BLAS, OpenMP and Numba before they start: set it first."""
+    if "--threads" in sys.argv[1:-1]:
+        count = sys.argv[sys.argv.index("--threads") + 1]
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ[var] = count
+
+
+_pin_threads_from_argv()
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,6 +48,7 @@ import minidl  # noqa: E402
 import minidl.config as config  # noqa: E402
 from minidl.kernels import registry  # noqa: E402
 from minidl.functional.conv import conv2d  # noqa: E402
+from minidl.functional.pool import avg_pool2d, max_pool2d  # noqa: E402
 from benchmarks.report import PLOTS, markdown_table, median_time, write_section  # noqa: E402
 
 SHAPES = [
@@ -92,6 +104,32 @@ def blocked_medians(contenders: dict, repeats: int) -> dict:
     on a few cores a pool that is still spinning after its last call starves the next
     library's threads, which interleaving would charge to every call."""
     return {name: median_time(fn, repeats=repeats, warmup=2) for name, fn in contenders.items()}
+
+
+POOLS = [  # name, minidl function, torch function name, arguments
+    ("max 2x2 / 2", max_pool2d, "max_pool2d", dict(kernel_size=2, stride=2)),
+    ("max 3x3 / 2, pad 1", max_pool2d, "max_pool2d", dict(kernel_size=3, stride=2, padding=1)),
+    ("avg 2x2 / 2", avg_pool2d, "avg_pool2d", dict(kernel_size=2, stride=2)),
+]
+
+
+def pool_steps(torch, x: np.ndarray, fn, torch_name: str, kwargs: dict) -> dict:
+    """forward + backward of one pooling call on each path and in PyTorch."""
+    steps = {}
+    for path in ("numpy", "numba"):
+        def run(path=path):
+            t = minidl.tensor(x, requires_grad=True)
+            with config.using_kernels(path):
+                y = fn(t, **kwargs)
+                y.backward(minidl.ones(y.shape))
+        steps[path] = run
+
+    def run_torch():
+        t = torch.tensor(x, requires_grad=True)
+        y = getattr(torch.nn.functional, torch_name)(t, **kwargs)
+        y.backward(torch.ones_like(y))
+    steps["torch"] = run_torch
+    return steps
 
 
 def numba_first_call(setup: str, call: str) -> tuple[float, float]:
@@ -158,8 +196,14 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="a quarter of the batch, 3 repeats")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for BLAS, Numba and PyTorch alike (default: each library's own)")
     args = ap.parse_args(argv)
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = f"{args.threads} thread(s) per library" if args.threads else "each library's default threads"
 
     repeats = 3 if args.quick else args.repeats
     scale = 0.25 if args.quick else 1.0
@@ -177,6 +221,14 @@ def main(argv=None) -> int:
         table.append([f"{name} (N={arrays[0].shape[0]})", ms["numpy"], ms["numba"], ms["torch"], default,
                       ms[default] / ms["torch"], ms["numpy"] / ms["numba"]])
         print(f"{name}: numpy {ms['numpy']:.1f} ms, numba {ms['numba']:.1f} ms, torch {ms['torch']:.1f} ms", flush=True)
+    pool_x = np.random.default_rng(1).standard_normal((int(32 * scale), 64, 32, 32)).astype(np.float32)
+    pool_table = []
+    for name, fn, torch_name, kwargs in POOLS:
+        times = blocked_medians(pool_steps(torch, pool_x, fn, torch_name, kwargs), repeats=repeats)
+        ms = {k: v * 1e3 for k, v in times.items()}
+        default = registry.resolve(torch_name, "cpu", "auto")
+        pool_table.append([name, ms["numpy"], ms["numba"], ms["torch"], default, ms[default] / ms["torch"]])
+        print(f"{name}: numpy {ms['numpy']:.1f} ms, numba {ms['numba']:.1f} ms, torch {ms['torch']:.1f} ms", flush=True)
     cold, warm = numba_first_call(CONV_SETUP, CONV_CALL)
     print(f"Numba conv2d first call: {cold:.2f} s compiling, {warm:.2f} s from the cache", flush=True)
     plot(rows, ["NumPy path", "Numba path", "PyTorch CPU"], PLOTS / "conv_cpu.png",
@@ -186,7 +238,7 @@ def main(argv=None) -> int:
         f"median of {repeats} repeats (contender by contender, after 2 warm-up calls); ms per step. `default` is the path "
         "`minidl.config.kernels = \"auto\"` takes on the CPU. Goal: default within 2x of PyTorch; "
         "Numba faster than NumPy on two of three shapes. "
-        f"Measured on {os.cpu_count()} cores shared with other jobs, so expect noise of tens of percent.",
+        f"Measured with {threads} on {os.cpu_count()} cores shared with other jobs, so expect noise of tens of percent.",
         "",
         markdown_table(["shape", "NumPy path ms", "Numba path ms", "PyTorch ms", "default", "default / PyTorch",
                         "NumPy / Numba"], table),
@@ -195,6 +247,11 @@ def main(argv=None) -> int:
         f"cache, {warm:.2f} s in a second process that loads the cache (`cache=True`).",
         "",
         "![conv2d CPU](results/conv_cpu.png)",
+        "",
+        f"Pooling forward + backward on x of shape {pool_x.shape} (float32), ms:",
+        "",
+        markdown_table(["pool", "NumPy path ms", "Numba path ms", "PyTorch ms", "default", "default / PyTorch"],
+                       pool_table),
     ]
     if gpu_available() and torch.cuda.is_available():
         body += ["", gpu_section(torch, repeats)]

@@ -9,7 +9,7 @@ cache, then in a second process that loads the cache).  With a CUDA GPU and CuPy
 1024, 2048, 4096 are also timed on the GPU: the Numba CUDA tiled kernel, CuPy (cuBLAS) and
 PyTorch CUDA.
 
-    python benchmarks/bench_matmul.py [--repeats 7] [--quick] [--no-write]
+    python benchmarks/bench_matmul.py [--repeats 7] [--quick] [--no-write] [--threads N]
 """
 from __future__ import annotations
 
@@ -18,7 +18,18 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
+
+def _pin_threads_from_argv() -> None:
+    """``--threads N`` must reach BLAS, OpenMP and Numba before they start: set it first."""
+    if "--threads" in sys.argv[1:-1]:
+        count = sys.argv[sys.argv.index("--threads") + 1]
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ[var] = count
+
+
+_pin_threads_from_argv()
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -70,8 +81,14 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="3 repeats")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for BLAS, Numba and PyTorch alike (default: each library's own)")
     args = ap.parse_args(argv)
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = f"{args.threads} thread(s) per library" if args.threads else "each library's default threads"
 
     repeats = 3 if args.quick else args.repeats
     rng = np.random.default_rng(0)
@@ -95,7 +112,7 @@ def main(argv=None) -> int:
     body = [
         f"Square float32 matmul, GFLOP/s (2n^3 / median time of {repeats} repeats, contender by contender after 2 warm-up calls). "
         "Goal: the Numba kernel at >= 30% of BLAS. "
-        f"Measured on {os.cpu_count()} cores shared with other jobs, so expect noise of tens of percent.",
+        f"Measured with {threads} on {os.cpu_count()} cores shared with other jobs, so expect noise of tens of percent.",
         "",
         markdown_table(["n", "Numba kernel GFLOP/s", "NumPy BLAS GFLOP/s", "PyTorch GFLOP/s",
                         "Numba / BLAS", "max rel. error vs BLAS"], table),
