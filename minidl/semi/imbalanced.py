@@ -23,7 +23,7 @@ __all__ = ["class_weights", "focal_loss", "ClassBalancedSampler"]
 
 
 def _labels(y: Any, op: str) -> np.ndarray:
-    y = y.data if hasattr(y, "requires_grad") else y
+    y = y.data if isinstance(y, Tensor) else y
     y = np.asarray(backend.to_numpy(y) if not isinstance(y, (list, tuple)) else y)
     if y.ndim != 1 or y.size == 0 or y.dtype.kind not in "iu":
         raise ValueError(f"{op}: labels must be a non-empty 1-D integer array, got shape {y.shape} "

@@ -31,13 +31,14 @@ from typing import Any
 import numpy as np
 
 from .. import backend
+from ..tensor import Tensor
 
 __all__ = ["KMeans", "kmeans_plusplus", "cluster_then_label"]
 
 
 def _as_2d_array(X: Any, op: str, name: str = "X"):
     """The raw array of X (a Tensor, NumPy/CuPy array or nested list), checked to be (N, D) floats."""
-    data = X.data if hasattr(X, "data") and hasattr(X, "requires_grad") else X
+    data = X.data if isinstance(X, Tensor) else X
     if not hasattr(data, "shape"):
         data = np.asarray(data)
     if data.ndim != 2:
@@ -267,7 +268,7 @@ def cluster_then_label(X_unlabeled: Any, X_labeled: Any, y_labeled: Any, n_clust
     """
     Xu = backend.to_numpy(_as_2d_array(X_unlabeled, "cluster_then_label", "X_unlabeled"))
     Xl = backend.to_numpy(_as_2d_array(X_labeled, "cluster_then_label", "X_labeled"))
-    yl = np.asarray(backend.to_numpy(y_labeled.data if hasattr(y_labeled, "requires_grad") else y_labeled))
+    yl = np.asarray(backend.to_numpy(y_labeled.data if isinstance(y_labeled, Tensor) else y_labeled))
     if Xu.shape[1] != Xl.shape[1]:
         raise ValueError(f"cluster_then_label: X_unlabeled has {Xu.shape[1]} features but X_labeled has "
                          f"{Xl.shape[1]}")

@@ -148,3 +148,14 @@ def test_class_balanced_sampler_bad_input():
         ClassBalancedSampler([0, 1], num_samples=4, replacement=False)
     with pytest.raises(ValueError, match=">= 0"):
         ClassBalancedSampler([0, -1])
+
+
+def test_focal_loss_on_each_device_matches_numpy(device):
+    rng = np.random.default_rng(6)
+    z = rng.normal(size=(5, 3))
+    t = rng.integers(0, 3, size=5)
+    x = minidl.tensor(z, requires_grad=True, device=device)
+    loss = focal_loss(x, minidl.tensor(t, device=device), gamma=2.0, alpha=[0.2, 0.5, 1.0])
+    loss.backward()
+    np.testing.assert_allclose(loss.item(), _focal_numpy(z, t, 2.0, [0.2, 0.5, 1.0]).mean(), rtol=1e-10)
+    assert x.grad.device == x.device

@@ -127,3 +127,14 @@ def test_cluster_then_label_recovers_blob_labels():
     pred = cluster_then_label(X[unl], X[lab], y[lab], n_clusters=6, random_state=0)
     assert pred.shape == (len(unl),)
     assert (pred == y[unl]).mean() > 0.9
+
+
+def test_kmeans_on_each_device_matches_the_numpy_run(device):
+    from minidl import backend
+
+    X, _ = _blobs(5, k=3)
+    ref = KMeans(3, n_init=2, random_state=0).fit(X)
+    km = KMeans(3, n_init=2, random_state=0).fit(backend.to_device(X, device))
+    assert backend.device_of(km.cluster_centers_) == backend.Device(device)
+    np.testing.assert_allclose(km.inertia_, ref.inertia_, rtol=1e-9)
+    np.testing.assert_array_equal(backend.to_numpy(km.predict(backend.to_device(X, device))), ref.labels_)

@@ -97,3 +97,14 @@ def test_short_mean_teacher_run():
     with minidl.no_grad():
         pred = teacher(minidl.tensor(X)).numpy().argmax(axis=1)
     assert (pred == y).mean() > 0.95
+
+
+def test_mean_teacher_trains_on_each_device(device):
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(16, 1, 2, 2)).astype(np.float32)
+    y = (X.reshape(16, -1).sum(axis=1) > 0).astype(np.int64)
+    student = nn.Sequential(nn.Flatten(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)).to(device)
+    teacher, hist = train_mean_teacher(student, X[:4], y[:4], X, steps=3, batch_size=4, mu=1, seed=0,
+                                       progress=False, augment=lambda x, r: x)
+    assert all(str(p.device) == str(q.device) for p, q in zip(teacher.parameters(), student.parameters()))
+    assert len(hist["loss"]) == 3 and np.all(np.isfinite(hist["loss"]))
