@@ -69,7 +69,8 @@ class DiverseEnsembleClassifier(ClassifierMixin, NetworkEnsemble):
             as in ``BaggingClassifier``.
 
     Attributes after fit: ``estimators_``, ``member_factories_``, ``estimators_seeds_``.
-    ``diversity(X)`` gives the members' mean pairwise disagreement on X.
+    ``member_predict(X)`` gives each member's labels, ``diversity(X)`` their mean pairwise
+    disagreement. With a single factory this is a seed ensemble ("deep ensemble").
     """
 
     def __init__(self, factories: Sequence[Factory] | None = None, n_estimators: int | None = None,
@@ -121,10 +122,14 @@ class DiverseEnsembleClassifier(ClassifierMixin, NetworkEnsemble):
         self._check_fitted("predict")
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
+    def member_predict(self, X: Any) -> np.ndarray:
+        """Each member's own predicted labels, (M, N)."""
+        probas = self._member_probas(self._predict_inputs(X, "member_predict"))
+        return self.classes_[np.stack([p.argmax(axis=1) for p in probas])]
+
     def diversity(self, X: Any) -> float:
         """Mean pairwise disagreement of the members' predicted labels on X."""
-        probas = self._member_probas(self._predict_inputs(X, "diversity"))
-        return disagreement([p.argmax(axis=1) for p in probas])
+        return disagreement(list(self.member_predict(X)))
 
 
 def ncl_loss(outputs: Sequence[Tensor], target: Tensor, lam: float) -> tuple[Tensor, float, float]:

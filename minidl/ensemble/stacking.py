@@ -32,10 +32,11 @@ __all__ = ["StackingClassifier", "LogisticRegression", "default_stack"]
 
 
 def default_stack() -> list[tuple[str, MLPFactory]]:
-    """The default base members: three architectures that err differently."""
+    """The default base members: three one-hidden-layer MLPs that differ in width and
+    activation (ReLU sized from the data, tanh 64, GELU 128), each strong on its own."""
     return [("mlp_relu", MLPFactory(None, "relu")),
-            ("mlp_tanh_2x32", MLPFactory((32, 32), "tanh")),
-            ("linear", MLPFactory((), "relu"))]
+            ("mlp_tanh_64", MLPFactory((64,), "tanh")),
+            ("mlp_gelu_128", MLPFactory((128,), "gelu"))]
 
 
 class LogisticRegression(ClassifierMixin, BaseEstimator):

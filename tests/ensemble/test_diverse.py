@@ -84,7 +84,11 @@ def test_members_have_different_architectures_and_seeds(blobs3):
     first = [m.state_dict()["1.weight"] for m in clf.estimators_]
     assert not np.allclose(first[0], first[2])              # same architecture, other seed
     assert clf.score(X, y) > 0.85
-    assert 0.0 <= clf.diversity(X) <= 1.0
+    labels = clf.member_predict(X)
+    assert labels.shape == (4, len(X))
+    np.testing.assert_array_equal(labels[1], clf.estimators_[1](minidl.tensor(clf._scale(X))).numpy().argmax(1))
+    assert clf.diversity(X) == pytest.approx(disagreement(list(labels)))
+    assert 0.0 < clf.diversity(X) < 0.5
     hard = DiverseEnsembleClassifier(zoo, n_estimators=4, voting="hard", random_state=0, **FAST).fit(X, y)
     assert set(np.unique(hard.predict_proba(X) * 4)) <= {0.0, 1.0, 2.0, 3.0, 4.0}
 
