@@ -54,7 +54,7 @@ def _labels(op: str, X: Any, y: Any, name: str) -> np.ndarray:
 
 
 def linear_probe(encoder: Module, X_train: Any, y_train: Any, X_test: Any, y_test: Any,
-                 epochs: int = 300, lr: float = 0.01, weight_decay: float = 1e-3, seed: int | None = 0,
+                 epochs: int = 300, lr: float = 0.01, weight_decay: float = 1e-2, seed: int | None = 0,
                  num_classes: int | None = None) -> float:
     """Test accuracy of a linear classifier trained on the frozen encoder's features.
 

@@ -77,12 +77,14 @@ class MoCo(Module):
     Args:
         encoder: maps images to (N, encoder.feature_dim) features.
         projection_dim, hidden_dim: the MLP head (MoCo v2: Linear-ReLU-Linear, no BN).
-        queue_size: K, the number of negatives kept.
+        queue_size: K, the number of negatives kept. Keep it a small fraction of the data
+            set: a queue longer than an epoch holds the image's own key from the last
+            epoch as a "negative" (256 for the 1,347 training digits).
         momentum: m of the key encoder's update ``theta_k <- m theta_k + (1 - m) theta_q``.
         temperature: InfoNCE's temperature.
     """
 
-    def __init__(self, encoder: Module, projection_dim: int = 64, hidden_dim: int = 128, queue_size: int = 1024,
+    def __init__(self, encoder: Module, projection_dim: int = 64, hidden_dim: int = 128, queue_size: int = 256,
                  momentum: float = 0.99, temperature: float = 0.2, seed: int | None = 0) -> None:
         super().__init__()
         if not 0.0 <= momentum <= 1.0:
@@ -117,7 +119,7 @@ class MoCo(Module):
 
 def pretrain(encoder: Module, unlabeled_data: Any, epochs: int = 30, batch_size: int = 256, lr: float = 2e-3,
              seed: int | None = 0, progress: bool = True, *, temperature: float = 0.2, momentum: float = 0.99,
-             queue_size: int = 1024, projection_dim: int = 64, hidden_dim: int = 128, weight_decay: float = 1e-5,
+             queue_size: int = 256, projection_dim: int = 64, hidden_dim: int = 128, weight_decay: float = 1e-5,
              views: TwoViews | None = None, history: list | None = None) -> Module:
     """Pretrain ``encoder`` with MoCo v2 on ``unlabeled_data`` (N, C, H, W) and return it.
 
