@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,11 +99,28 @@ def torch_step(torch, arrays, s: dict, device: str = "cpu"):
     return run
 
 
-def blocked_medians(contenders: dict, repeats: int) -> dict:
+def cpu_median(fn, repeats: int, warmup: int = 2) -> float:
+    """Median process CPU time of ``fn()`` in seconds: with one thread per library it equals
+    the wall time of an idle machine, and it does not count time the process spent waiting
+    for cores that other jobs held."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        times.append(time.process_time() - t0)
+    return statistics.median(times)
+
+
+def blocked_medians(contenders: dict, repeats: int, cpu_clock: bool = False) -> dict:
     """Median seconds of each contender, timed one contender after another (two warm-up calls,
-    then ``repeats``).  Not interleaved: BLAS, Numba and PyTorch each keep a thread pool, and
-    on a few cores a pool that is still spinning after its last call starves the next
-    library's threads, which interleaving would charge to every call."""
+    then ``repeats``); wall time, or process CPU time with ``cpu_clock`` (single-threaded runs).
+    Not interleaved: BLAS, Numba and PyTorch each keep a thread pool, and on a few cores a
+    pool that is still spinning after its last call starves the next library's threads,
+    which interleaving would charge to every call."""
+    if cpu_clock:
+        return {name: cpu_median(fn, repeats) for name, fn in contenders.items()}
     return {name: median_time(fn, repeats=repeats, warmup=2) for name, fn in contenders.items()}
 
 
@@ -133,11 +151,12 @@ def pool_steps(torch, x: np.ndarray, fn, torch_name: str, kwargs: dict) -> dict:
 
 
 def numba_first_call(setup: str, call: str) -> tuple[float, float]:
-    """Seconds of the first ``call`` in a fresh process with an empty Numba cache (compile),
-    then in a second process that finds the cache written by the first (load)."""
+    """CPU seconds of the first ``call`` in a fresh process with an empty Numba cache (compile),
+    then in a second process that finds the cache written by the first (load).  CPU time,
+    because compiling is single-threaded and the machine may be shared."""
     code = (
         f"import sys, time\nsys.path.insert(0, {str(ROOT)!r})\n{setup}\n"
-        f"t0 = time.perf_counter()\n{call}\nprint(time.perf_counter() - t0)\n"
+        f"t0 = time.process_time()\n{call}\nprint(time.process_time() - t0)\n"
     )
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
@@ -204,6 +223,8 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = f"{args.threads} thread(s) per library" if args.threads else "each library's default threads"
+    cpu_clock = args.threads == 1
+    clock = "process CPU time (one thread per library)" if cpu_clock else "wall time"
 
     repeats = 3 if args.quick else args.repeats
     scale = 0.25 if args.quick else 1.0
@@ -215,7 +236,7 @@ def main(argv=None) -> int:
             "numpy": minidl_step(arrays, s, "numpy"),
             "numba": minidl_step(arrays, s, "numba"),
             "torch": torch_step(torch, arrays, s),
-        }, repeats=repeats)
+        }, repeats=repeats, cpu_clock=cpu_clock)
         ms = {k: v * 1e3 for k, v in times.items()}
         rows.append([name, ms["numpy"], ms["numba"], ms["torch"]])
         table.append([f"{name} (N={arrays[0].shape[0]})", ms["numpy"], ms["numba"], ms["torch"], default,
@@ -224,7 +245,7 @@ def main(argv=None) -> int:
     pool_x = np.random.default_rng(1).standard_normal((int(32 * scale), 64, 32, 32)).astype(np.float32)
     pool_table = []
     for name, fn, torch_name, kwargs in POOLS:
-        times = blocked_medians(pool_steps(torch, pool_x, fn, torch_name, kwargs), repeats=repeats)
+        times = blocked_medians(pool_steps(torch, pool_x, fn, torch_name, kwargs), repeats=repeats, cpu_clock=cpu_clock)
         ms = {k: v * 1e3 for k, v in times.items()}
         default = registry.resolve(torch_name, "cpu", "auto")
         pool_table.append([name, ms["numpy"], ms["numba"], ms["torch"], default, ms[default] / ms["torch"]])
@@ -235,7 +256,7 @@ def main(argv=None) -> int:
          "conv2d forward+backward, float32, CPU")
     body = [
         "conv2d forward + backward (input, weight and bias gradients) of one layer, float32, "
-        f"median of {repeats} repeats (contender by contender, after 2 warm-up calls); ms per step. `default` is the path "
+        f"median {clock} of {repeats} repeats (contender by contender, after 2 warm-up calls); ms per step. `default` is the path "
         "`minidl.config.kernels = \"auto\"` takes on the CPU. Goal: default within 2x of PyTorch; "
         "Numba faster than NumPy on two of three shapes. "
         f"Measured with {threads} on {os.cpu_count()} cores shared with other jobs, so expect noise of tens of percent.",
@@ -243,8 +264,8 @@ def main(argv=None) -> int:
         markdown_table(["shape", "NumPy path ms", "Numba path ms", "PyTorch ms", "default", "default / PyTorch",
                         "NumPy / Numba"], table),
         "",
-        f"Numba compile cost (conv2d forward + both gradients, float32, first call): {cold:.2f} s with an empty "
-        f"cache, {warm:.2f} s in a second process that loads the cache (`cache=True`).",
+        f"Numba compile cost (conv2d forward + both gradients, float32, first call, CPU time): {cold:.2f} s with "
+        f"an empty cache, {warm:.2f} s in a second process that loads the cache (`cache=True`).",
         "",
         "![conv2d CPU](results/conv_cpu.png)",
         "",

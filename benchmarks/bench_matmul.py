@@ -89,6 +89,8 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = f"{args.threads} thread(s) per library" if args.threads else "each library's default threads"
+    cpu_clock = args.threads == 1
+    clock = "process CPU time (one thread per library)" if cpu_clock else "wall time"
 
     repeats = 3 if args.quick else args.repeats
     rng = np.random.default_rng(0)
@@ -102,7 +104,7 @@ def main(argv=None) -> int:
             "numba": lambda: matmul_numba.matmul_2d(a, b),
             "blas": lambda: np.matmul(a, b),
             "torch": lambda: torch.matmul(ta, tb),
-        }, repeats=repeats)
+        }, repeats=repeats, cpu_clock=cpu_clock)
         rate = {k: gflops(n, v) for k, v in times.items()}
         rows.append([n, rate["numba"], rate["blas"], rate["torch"]])
         table.append([n, rate["numba"], rate["blas"], rate["torch"], rate["numba"] / rate["blas"], float(err)])
@@ -110,14 +112,14 @@ def main(argv=None) -> int:
     cold, warm = numba_first_call(MATMUL_SETUP, MATMUL_CALL)
     plot(rows, PLOTS / "matmul_cpu.png")
     body = [
-        f"Square float32 matmul, GFLOP/s (2n^3 / median time of {repeats} repeats, contender by contender after 2 warm-up calls). "
+        f"Square float32 matmul, GFLOP/s (2n^3 / median {clock} of {repeats} repeats, contender by contender after 2 warm-up calls). "
         "Goal: the Numba kernel at >= 30% of BLAS. "
         f"Measured with {threads} on {os.cpu_count()} cores shared with other jobs, so expect noise of tens of percent.",
         "",
         markdown_table(["n", "Numba kernel GFLOP/s", "NumPy BLAS GFLOP/s", "PyTorch GFLOP/s",
                         "Numba / BLAS", "max rel. error vs BLAS"], table),
         "",
-        f"Numba compile cost (first call, float32): {cold:.2f} s with an empty cache, {warm:.2f} s in a second "
+        f"Numba compile cost (first call, float32, CPU time): {cold:.2f} s with an empty cache, {warm:.2f} s in a second "
         "process that loads the cache (`cache=True`).",
         "",
         "![matmul CPU](results/matmul_cpu.png)",
