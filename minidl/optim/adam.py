@@ -48,8 +48,12 @@ def adam_moment_step(p: Tensor, g: Any, state: dict, group: dict, xp) -> None:
         xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
         v = state["max_exp_avg_sq"]
     step_size = group["lr"] / (1 - beta1 ** t)
-    denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** t) + group["eps"]
-    p.data -= step_size * (m / denom)
+    denom = xp.sqrt(v)
+    denom /= math.sqrt(1 - beta2 ** t)
+    denom += group["eps"]
+    update = xp.divide(m, denom, out=denom)
+    update *= step_size
+    p.data -= update
 
 
 class Adam(Optimizer):

@@ -21,7 +21,8 @@ def _params_with_grads(rng, shapes=((3, 4), (5,), (2, 2, 2))):
 
 
 def test_l1_and_l2_penalty_values_and_gradients(rng):
-    a, b = minidl.tensor(rng.normal(size=(3, 2)), requires_grad=True), minidl.tensor(rng.normal(size=4), requires_grad=True)
+    a = minidl.tensor(rng.normal(size=(3, 2)), requires_grad=True)
+    b = minidl.tensor(rng.normal(size=4), requires_grad=True)
     l1 = l1_penalty([a, b], 0.3)
     np.testing.assert_allclose(l1.item(), 0.3 * (np.abs(a.numpy()).sum() + np.abs(b.numpy()).sum()), rtol=1e-12)
     l1.backward()
