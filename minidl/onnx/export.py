@@ -399,11 +399,13 @@ def _check_layers(model: nn.Module) -> None:
             )
 
 
-def _as_input(x: Any) -> Tensor:
-    t = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
-    if t.dtype.kind == "f":
-        t = Tensor(t.data.copy(), requires_grad=True)
-    return t
+def _as_input(x: Any, device: Any) -> Tensor:
+    """The example input as a Tensor on the model's device (floating ones require grad)."""
+    data = x.data if isinstance(x, Tensor) else x
+    data = backend.to_device(data if hasattr(data, "shape") else np.asarray(data), device)
+    if data.dtype.kind == "f":
+        return Tensor(data.copy(), requires_grad=True)
+    return Tensor(data)
 
 
 def _trace(model: nn.Module, inputs: list) -> tuple[list, dict]:
@@ -463,7 +465,9 @@ def to_model_proto(model: nn.Module, example_input: Any, dynamic_batch: bool = T
         raise TypeError(f"export: model must be an nn.Module, got {type(model).__name__}")
     _check_layers(model)
     raw_inputs = list(example_input) if isinstance(example_input, (tuple, list)) else [example_input]
-    inputs = [_as_input(x) for x in raw_inputs]
+    first = next(iter(model.parameters()), None)
+    device = first.device if first is not None else "cpu"
+    inputs = [_as_input(x, device) for x in raw_inputs]
     outs, records = _trace(model, inputs)
 
     param_names = {id(t): k for k, t in list(model.named_parameters()) + list(model.named_buffers())}
