@@ -33,6 +33,8 @@ from .functional.linalg import matmul
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .serialization import load, save
 
+from . import config, nn, optim  # noqa: E402  (minidl.nn, minidl.optim after a plain `import minidl`)
+
 float32, float64, int64, int32, bool_ = "float32", "float64", "int64", "int32", "bool"
 
 __version__ = "0.1.0"
