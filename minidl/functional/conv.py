@@ -24,7 +24,7 @@ from ..autograd import Function
 from ..kernels.window import conv_output_hw, pair
 from ..tensor import Tensor
 
-__all__ = ["conv2d", "conv_transpose2d", "Conv2d", "ConvTranspose2d", "Conv2dGradWeight"]
+__all__ = ["conv2d", "conv_transpose2d"]
 
 
 def _kernel(x):

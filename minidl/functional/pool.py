@@ -22,7 +22,7 @@ from ..kernels.window import conv_output_hw, pair
 from ..tensor import Tensor
 from .linalg import matmul
 
-__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "MaxPool2d", "AvgPool2d"]
+__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
 
 
 class MaxPool2d(Function):
