@@ -22,7 +22,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import r2_score
 
 from .. import nn
-from .base import (Factory, NetworkEnsemble, build_member, fit_member, member_outputs, member_seeds,
+from .base import (Factory, NetworkEnsemble, build_member, fit_member, member_seeds,
                    run_jobs, softmax_np)
 
 __all__ = ["BaggingClassifier", "BaggingRegressor", "bootstrap_indices", "oob_mask"]

@@ -174,6 +174,9 @@ def fit_member(module: nn.Module, X: np.ndarray, y: np.ndarray, sample_weight: n
     if task == "regression":
         y = y.astype(X.dtype)
         targets_2d = y.ndim == 2
+    elif y.ndim != 1 or y.dtype.kind not in "iu":
+        raise ValueError(f"fit_member: classification needs integer class indices y of shape ({n},), "
+                         f"got shape {y.shape} dtype {y.dtype}")
     params = [p for p in module.parameters() if p.requires_grad]
     if not params or epochs <= 0:
         return module

@@ -20,7 +20,7 @@ import argparse
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -195,11 +195,16 @@ def plot_results(results: dict, path: Path) -> Path:
         stats = [_mean_std(results[ds][n]["acc"]) for n in names]
         colors = ["tab:gray" if n.startswith("single") else "tab:orange" if n.startswith("sklearn") else "tab:blue"
                   for n in names]
-        ax.barh(range(len(names)), [m for m, _ in stats], xerr=[s for _, s in stats], color=colors)
+        means = [m for m, _ in stats]
+        # the axis starts just below the minidl rows; a reference far below is cut, its value printed
+        low = max(0.0, min(m - s for (m, s), n in zip(stats, names) if not n.startswith("sklearn")) - 0.02)
+        ax.barh(range(len(names)), [max(m - low, 0.0) for m in means], left=low, xerr=[s for _, s in stats], color=colors)
+        for i, (m, sd) in enumerate(stats):
+            ax.text(max(m + sd, low) + 0.001, i, f"{m:.3f}" + (" (off scale)" if m < low else ""),
+                    va="center", fontsize=7)
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.invert_yaxis()
-        low = min(m - s for m, s in stats)
-        ax.set_xlim(max(0.0, low - 0.02), 1.0)
+        ax.set_xlim(low, 1.0)
         ax.set_xlabel("test accuracy (mean ± std over seeds)")
         ax.set_title(ds)
     fig.tight_layout()

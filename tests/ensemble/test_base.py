@@ -88,6 +88,8 @@ def test_fit_member_rejects_bad_weights_and_tasks(blobs3):
         fit_member(module, X, y, sample_weight=-np.ones(len(X)))
     with pytest.raises(ValueError, match="task must be"):
         fit_member(module, X, y, task="ranking")
+    with pytest.raises(ValueError, match="integer class indices"):
+        fit_member(module, X, y.astype(np.float32))
 
 
 def test_default_mlp_is_sized_from_the_data():
