@@ -81,10 +81,14 @@ def _accuracy(model, X, y) -> float:
     return float(np.mean(predict(model, X).argmax(1) == y))
 
 
-def _time_ms(model, X, repeats: int) -> float:
-    from benchmarks.report import median_time
+def _times_ms(models: list, X: np.ndarray, repeats: int) -> list[float]:
+    """Median ms of ``predict`` over X for each model, timed in turn (A, B, C, A, B, C, ...)
+    so that a busy spell of a shared machine hits every model alike."""
+    from benchmarks.report import interleaved_medians
 
-    return 1e3 * median_time(lambda: predict(model, X, batch_size=512), repeats=repeats, warmup=2)
+    contenders = {i: (lambda m=m: predict(m, X, batch_size=512)) for i, m in enumerate(models)}
+    t = interleaved_medians(contenders, repeats=repeats, warmup=2)
+    return [1e3 * t[i] for i in range(len(models))]
 
 
 def _inference_vs_training_ms(model, X, repeats: int) -> tuple[float, float]:
@@ -109,16 +113,17 @@ def _array_bytes(state: dict) -> int:
 
 def _compression(splits, teacher, cfg, progress) -> tuple[str, dict]:
     X_tr, X_val, X_te, y_tr, y_val, y_te = splits
-    rows = []
+    rows, timed = [], []
     base_plain, _ = _sizes(teacher.state_dict())
     base_bytes = _array_bytes(teacher.state_dict())
 
     def row(name, model, state=None, note=""):
         state = state if state is not None else model.state_dict()
+        timed.append(model)
         plain, packed = _sizes(state)
         rows.append([name, f"{_array_bytes(state) / base_bytes:.3f}", f"{plain / 1024:.1f}", f"{packed / 1024:.1f}",
                      f"{plain / base_plain:.2f}",
-                     f"{_time_ms(model, X_te, cfg['repeats']):.1f}", f"{100 * _accuracy(model, X_te, y_te):.2f}",
+                     None, f"{100 * _accuracy(model, X_te, y_te):.2f}",
                      note])
 
     row("float32", teacher, note=f"{count_parameters(teacher)} parameters")
@@ -153,6 +158,8 @@ def _compression(splits, teacher, cfg, progress) -> tuple[str, dict]:
     fit(scratch, X_tr, y_tr, cfg["epochs"], progress=progress, desc="student alone")
     row("same student trained on labels only", scratch, note="reference for distillation")
 
+    for r, ms in zip(rows, _times_ms(timed, X_te, cfg["repeats"])):
+        r[5] = f"{ms:.1f}"
     t_pred, t_train = _inference_vs_training_ms(teacher, X_te, max(cfg["repeats"], 3))
     acc_f, acc_q = float(rows[0][6]), float(rows[1][6])
     size_ratio, bytes_ratio = float(rows[1][4]), float(rows[1][1])
@@ -160,7 +167,7 @@ def _compression(splits, teacher, cfg, progress) -> tuple[str, dict]:
         f"LeNet5(input_size=8) on the digits test split ({len(X_te)} images), trained {cfg['epochs']} epochs with "
         "Adam. Sizes are `minidl.save` files (plain .npz, and deflated with `compress=True`, which is where "
         "unstructured sparsity pays); time is the median of `predict` over the test split (batch 512, "
-        "inference mode).",
+        "inference mode), all models timed in turn on a shared 2-core machine.",
         "",
         _table(["model", "array bytes vs float32", "file KiB", "deflated KiB", "file vs float32", "inference ms",
                 "test accuracy %", "notes"],
