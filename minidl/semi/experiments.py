@@ -216,7 +216,7 @@ def semi_markdown(rows: dict, seeds: list[int], steps: int, n_labeled: int, comm
         f"images (5%, ~{n_labeled // 10} per class), the other training images unlabeled; 450 test images. "
         f"Model: MLP 64-256-10; every network is trained for {steps} Adam steps (lr 3e-3), labeled batch 32, "
         "weak augmentation = random shift of up to 1 pixel. Pseudo-labelling: 4x32 unlabeled images per step, "
-        "threshold 0.9, strong augmentation = shift 2 + contrast/brightness + noise + 3x3 cutout. MixMatch: K=2, "
+        "threshold 0.9, strong augmentation = shift 2 + contrast/brightness + noise + 2x2 cutout. MixMatch: K=2, "
         "T=0.5, Beta(0.75, 0.75), lambda_u=75 with a linear ramp-up over 40% of the steps. Mean Teacher: EMA 0.99, "
         "consistency weight 50 (MSE of probabilities) with a sigmoid ramp-up; the teacher is evaluated. "
         "Cluster-then-label: K-means (k=50, n_init=3) on the pixels of the unlabeled and test images with the "

@@ -44,9 +44,11 @@ def test_augmentations_keep_shape_range_and_are_seeded():
     np.testing.assert_array_equal(s, strong_augment(x, np.random.default_rng(3)))
     # strong changes more than weak
     assert np.abs(s - x).mean() > np.abs(w - x).mean()
-    # each strong image has a 3x3 square of zeros
-    for img in strong_augment(np.ones((5, 1, 8, 8), np.float32), np.random.default_rng(0)):
-        assert (img == 0).sum() >= 9
+    # each strong image has a cutout x cutout square of zeros
+    for k in (2, 3):
+        for img in strong_augment(np.ones((5, 1, 8, 8), np.float32), np.random.default_rng(0), cutout=k):
+            zero_rows, zero_cols = np.nonzero(img[0] == 0)
+            assert len(zero_rows) >= k * k
 
 
 def test_pseudo_label_targets_threshold():
