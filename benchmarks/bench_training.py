@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +36,9 @@ from minidl import optim  # noqa: E402
 from minidl.models import LeNet5, MLP  # noqa: E402
 
 try:
-    from benchmarks.report import PLOTS, markdown_table, median_time, write_section  # noqa: E402
+    from benchmarks.report import PLOTS, markdown_table, write_section  # noqa: E402
 except ImportError:  # run as a script from inside benchmarks/
-    from report import PLOTS, markdown_table, median_time, write_section  # type: ignore  # noqa: E402
+    from report import PLOTS, markdown_table, write_section  # type: ignore  # noqa: E402
 
 LR, MOMENTUM = 0.01, 0.9
 
@@ -171,8 +173,18 @@ def measure(repeats: int, mlp_batches: int, lenet_batches: int) -> dict:
          minidl_epoch_fn(LeNet5(1, 10, 28), lenet_data)),
         ("LeNet-5 1x28x28, batch 64", "PyTorch", n_lenet, torch_epoch_fn("lenet", lenet_data)),
     ]
-    for workload, who, n, fn in runs:
-        seconds = median_time(fn, repeats=repeats, warmup=1)
+    # Interleaved: each round times one epoch of every contender in turn, so that all of
+    # them see the same background load on a shared machine; the median round counts.
+    for _, _, _, fn in runs:
+        fn()                                               # warm-up (JIT, caches, buffers)
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for i, (_, _, _, fn) in enumerate(runs):
+            t0 = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - t0)
+    for (workload, who, n, _), ts in zip(runs, times):
+        seconds = statistics.median(ts)
         results[(workload, who)] = n / seconds
         print(f"{workload:32s} {who:14s} {n / seconds:10.0f} samples/s ({seconds:.3f} s/epoch)")
     results["threads"] = torch.get_num_threads()
@@ -184,10 +196,10 @@ def _plot(results: dict, path: Path) -> None:
     from matplotlib.figure import Figure
 
     keys = [k for k in results if isinstance(k, tuple)]
-    fig = Figure(figsize=(8, 3.6))
+    fig = Figure(figsize=(8, 0.45 * len(keys) + 1.2))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    labels = [f"{w.split(',')[0]}\n{who}" for w, who in keys]
+    labels = [f"{w.split(',')[0]}: {who}" for w, who in keys]
     ax.barh(range(len(keys)), [results[k] for k in keys], color="tab:blue")
     ax.set_yticks(range(len(keys)))
     ax.set_yticklabels(labels, fontsize=8)
@@ -199,44 +211,89 @@ def _plot(results: dict, path: Path) -> None:
     fig.savefig(path)
 
 
+def _blas_threads() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "?"
+    counts = sorted({str(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"})
+    return "/".join(counts) or "?"
+
+
+def _table(r: dict, repeats: int, batches: int, label: str) -> tuple[str, dict]:
+    mlp, lenet = "MLP 784-256-256-10, batch 128", "LeNet-5 1x28x28, batch 64"
+    rows = []
+    for workload in (mlp, lenet):
+        torch_sps = r[(workload, "PyTorch")]
+        floor = r.get((workload, "NumPy by hand"))
+        for who in ("minidl", "PyTorch", "NumPy by hand"):
+            if (workload, who) in r:
+                sps = r[(workload, who)]
+                rows.append([workload, who, round(sps), sps / torch_sps,
+                             "-" if floor is None else sps / floor])
+    ratios = {"mlp_vs_torch": r[(mlp, "minidl")] / r[(mlp, "PyTorch")],
+              "mlp_vs_numpy": r[(mlp, "minidl")] / r[(mlp, "NumPy by hand")],
+              "lenet_vs_torch": r[(lenet, "minidl")] / r[(lenet, "PyTorch")]}
+    verdict = "\n".join([
+        f"- MLP: minidl at {ratios['mlp_vs_torch']:.2f}x PyTorch's throughput (goal >= 0.8x: "
+        f"{'met' if ratios['mlp_vs_torch'] >= 0.8 else 'NOT met'}) and {ratios['mlp_vs_numpy']:.2f}x "
+        f"the hand-written NumPy floor (goal >= 0.85x: "
+        f"{'met' if ratios['mlp_vs_numpy'] >= 0.85 else 'NOT met'}).",
+        f"- LeNet-5: minidl at {ratios['lenet_vs_torch']:.2f}x PyTorch's throughput (goal >= 0.5x: "
+        f"{'met' if ratios['lenet_vs_torch'] >= 0.5 else 'NOT met'}).",
+    ])
+    text = (f"**{label}** (PyTorch threads: {r['threads']}, NumPy BLAS threads: {r['blas']})\n\n"
+            + markdown_table(["workload", "contender", "samples/s", "vs PyTorch", "vs NumPy floor"], rows)
+            + "\n\n" + verdict)
+    return text, ratios
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=5, help="timed epochs per contender (median)")
     p.add_argument("--batches", type=int, default=40, help="MLP batches per epoch (LeNet: half)")
     p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = p.parse_args(argv)
-    r = measure(args.repeats, args.batches, max(args.batches // 2, 1))
-    mlp, lenet = "MLP 784-256-256-10, batch 128", "LeNet-5 1x28x28, batch 64"
-    rows = []
-    for workload in (mlp, lenet):
-        torch_sps = r[(workload, "PyTorch")]
-        for who in ("minidl", "PyTorch", "NumPy by hand"):
-            if (workload, who) not in r:
-                continue
-            sps = r[(workload, who)]
-            floor = r.get((workload, "NumPy by hand"))
-            rows.append([workload, who, round(sps), sps / torch_sps,
-                         "-" if floor is None else sps / floor])
-    mlp_vs_torch = r[(mlp, "minidl")] / r[(mlp, "PyTorch")]
-    mlp_vs_numpy = r[(mlp, "minidl")] / r[(mlp, "NumPy by hand")]
-    lenet_vs_torch = r[(lenet, "minidl")] / r[(lenet, "PyTorch")]
-    verdict = "\n".join([
-        f"- MLP: minidl runs at {mlp_vs_torch:.2f}x PyTorch's throughput (goal >= 0.8x: "
-        f"{'met' if mlp_vs_torch >= 0.8 else 'NOT met'}) and {mlp_vs_numpy:.2f}x the hand-written "
-        f"NumPy floor (goal >= 0.85x: {'met' if mlp_vs_numpy >= 0.85 else 'NOT met'}).",
-        f"- LeNet-5: minidl runs at {lenet_vs_torch:.2f}x PyTorch's throughput (goal >= 0.5x: "
-        f"{'met' if lenet_vs_torch >= 0.5 else 'NOT met'}).",
-    ])
+    import torch
+
+    lenet_batches = max(args.batches // 2, 1)
+    print("default threads")
+    r = measure(args.repeats, args.batches, lenet_batches)
+    r["blas"] = _blas_threads()
+    default_text, _ = _table(r, args.repeats, args.batches, "Default threads (as installed)")
+    texts = [default_text]
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    if threadpool_limits is not None:
+        # Second pass: one thread everywhere, which removes thread oversubscription on a
+        # shared machine and compares the frameworks' own overheads on equal footing.
+        print("one thread everywhere")
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with threadpool_limits(limits=1):
+                r1 = measure(args.repeats, args.batches, lenet_batches)
+                r1["blas"] = _blas_threads()
+        finally:
+            torch.set_num_threads(before)
+        texts.append(_table(r1, args.repeats, args.batches, "One thread everywhere "
+                            "(threadpoolctl limits NumPy's BLAS, torch.set_num_threads(1))")[0])
+        r1_plot = {(w, f"{who} (1 thread)"): v for (w, who), v in
+                   ((k, v) for k, v in r1.items() if isinstance(k, tuple))}
+    else:
+        r1_plot = {}
     body = (f"`python benchmarks/bench_training.py` — samples/s of one training epoch (forward, "
             f"cross-entropy, backward, SGD momentum step) on random data; median of "
-            f"{args.repeats} epochs after one warm-up; {args.batches} MLP batches and "
-            f"{max(args.batches // 2, 1)} LeNet batches per epoch. PyTorch uses its default "
-            f"{r['threads']} thread(s) (`torch.set_num_threads` untouched).\n\n"
-            + markdown_table(["workload", "contender", "samples/s", "vs PyTorch", "vs NumPy floor"], rows)
-            + "\n\n" + verdict + "\n\nPlot: `results/training_throughput.png`.")
+            f"{args.repeats} epochs after one warm-up, the contenders interleaved epoch by epoch; {args.batches} MLP batches and "
+            f"{lenet_batches} LeNet batches per epoch. In the first table PyTorch keeps its default "
+            f"thread count (`torch.set_num_threads` untouched).\n\n"
+            + "\n\n".join(texts) + "\n\nPlot: `results/training_throughput.png`.")
     print(body)
     if not args.no_write:
-        _plot(r, PLOTS / "training_throughput.png")
+        _plot({**{k: v for k, v in r.items() if isinstance(k, tuple)}, **r1_plot},
+              PLOTS / "training_throughput.png")
         write_section("Training throughput", body)
     return 0
 
