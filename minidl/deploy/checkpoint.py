@@ -12,7 +12,6 @@ An int8 model (``quantize_cli``) is saved as ``{"format": "minidl.int8", "arch":
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import numpy as np
 

@@ -209,7 +209,7 @@ def _calibration(splits, model, plots: Path) -> str:
                  f"{-np.mean(np.log(tta[np.arange(len(y_te)), y_te] + 1e-12)):.4f}",
                  f"{100 * np.mean(tta.argmax(1) == y_te):.2f}"])
     plot = reliability_diagram([p_before, p_after], y_te, plots / "calibration_reliability.png",
-                               ["before temperature scaling", f"after (T = {scaler.temperature:.2f})"])
+                               ["before temperature scaling", f"after (T = {scaler.temperature:.2f})"], n_bins=15)
     return "\n".join([
         "Temperature scaling of the digits CNN, T fitted on the validation split (NLL, golden-section search), "
         "measured on the test split (ECE with 15 equal-width bins).",

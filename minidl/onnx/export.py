@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import backend, nn
-from ..autograd import Function, enable_grad
+from ..autograd import enable_grad
 from ..functional import elementwise as E
 from ..functional import linalg as L
 from ..functional import reduce as R
