@@ -235,8 +235,9 @@ def _grid_saver(generator: Generator, sample_dir: str | os.PathLike | None, pref
     """A function epoch -> path that saves G(z_fixed) as a grid (fixed codes show progress)."""
     if sample_dir is None:
         return None
+    dtype = next(iter(generator.parameters())).dtype
     z = np.random.default_rng(seed + 12345).standard_normal((n_samples, generator.latent_dim))
-    z = Tensor(backend.to_device(z.astype(np.float32), device))
+    z = Tensor(backend.to_device(z.astype(dtype), device))
 
     def save(epoch: int, title: str) -> str:
         was_training = generator.training
