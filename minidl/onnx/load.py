@@ -70,7 +70,7 @@ class GraphModule(nn.Module):
         self.params = nn.Module()
         self.input_names = list(input_names)
         self.output_names = list(output_names)
-        self.steps: list = []        # (op_type, input names, output name, run(env_values) -> Tensor)
+        self.steps: list = []        # (op_type, input names, output name, layer key or None, run(values, layer))
         self.constants: dict = {}    # value name -> NumPy array (not learned)
         self.param_of: dict = {}     # value name -> attribute name in self.params
         self.absorbed: set = set()   # initializers that live inside a layer (read there, not here)
@@ -91,14 +91,20 @@ class GraphModule(nn.Module):
             raise ValueError(f"GraphModule: expected {len(self.input_names)} inputs "
                              f"({', '.join(self.input_names)}), got {len(inputs)}")
         env = {n: (x if isinstance(x, Tensor) else Tensor(np.asarray(x))) for n, x in zip(self.input_names, inputs)}
-        for op_type, ins, out, run in self.steps:
-            env[out] = run([self.value(env, n) if n else None for n in ins])
+        for op_type, ins, out, key, run in self.steps:
+            env[out] = run([self.value(env, n) if n else None for n in ins], self.layers[key] if key else None)
         outs = tuple(env[n] if n in env else self.value(env, n) for n in self.output_names)
         return outs[0] if len(outs) == 1 else outs
 
 
 # ------------------------------------------------------------------------ node importers
 # Each takes (graph module, node, attributes, initializers, ranks) and returns run(values) -> Tensor.
+
+def _call_layer(values: list, layer: nn.Module) -> Tensor:
+    """A weighted node's step: run its layer (looked up by the module at call time, so that
+    copies and swapped layers, e.g. quantized ones, are the ones that run)."""
+    return layer(values[0])
+
 
 def _weight(inits: dict, name: str, op: str) -> np.ndarray:
     if name not in inits:
@@ -130,7 +136,7 @@ def _im_gemm(gm, node, at, inits, ranks):
         _set(lin.weight, w)
         if b is not None:
             _set(lin.bias, b)
-        return lambda v: lin(v[0])
+        return _call_layer
 
     def run(v):
         a = v[0].T if at.get("transA", 0) else v[0]
@@ -157,7 +163,7 @@ def _im_conv(gm, node, at, inits, ranks):
     _set(conv.weight, w)
     if b is not None:
         _set(conv.bias, b)
-    return lambda v: conv(v[0])
+    return _call_layer
 
 
 def _im_conv_transpose(gm, node, at, inits, ranks):
@@ -173,7 +179,7 @@ def _im_conv_transpose(gm, node, at, inits, ranks):
     _set(conv.weight, w)
     if b is not None:
         _set(conv.bias, b)
-    return lambda v: conv(v[0])
+    return _call_layer
 
 
 def _im_max_pool(gm, node, at, inits, ranks):
@@ -182,7 +188,7 @@ def _im_max_pool(gm, node, at, inits, ranks):
     k = tuple(at["kernel_shape"])
     pool = _layer(gm, node, nn.MaxPool2d(k, tuple(at.get("strides", [1, 1])), _sym_pads("MaxPool", at.get("pads")),
                                          tuple(at.get("dilations", [1, 1]))))
-    return lambda v: pool(v[0])
+    return _call_layer
 
 
 def _im_avg_pool(gm, node, at, inits, ranks):
@@ -191,12 +197,12 @@ def _im_avg_pool(gm, node, at, inits, ranks):
     pool = _layer(gm, node, nn.AvgPool2d(tuple(at["kernel_shape"]), tuple(at.get("strides", [1, 1])),
                                          _sym_pads("AveragePool", at.get("pads")),
                                          count_include_pad=bool(at.get("count_include_pad", 0))))
-    return lambda v: pool(v[0])
+    return _call_layer
 
 
 def _im_global_avg_pool(gm, node, at, inits, ranks):
     pool = _layer(gm, node, nn.AdaptiveAvgPool2d(1))
-    return lambda v: pool(v[0])
+    return _call_layer
 
 
 def _im_batch_norm(gm, node, at, inits, ranks):
@@ -207,7 +213,7 @@ def _im_batch_norm(gm, node, at, inits, ranks):
                               momentum=1.0 - float(at.get("momentum", 0.9)), dtype=scale.dtype))
     for p, a in ((bn.weight, scale), (bn.bias, bias), (bn.running_mean, mean), (bn.running_var, var)):
         _set(p, a)
-    return lambda v: bn(v[0])
+    return _call_layer
 
 
 def _im_layer_norm(gm, node, at, inits, ranks):
@@ -225,7 +231,7 @@ def _im_layer_norm(gm, node, at, inits, ranks):
     _set(ln.weight, scale)
     if bias is not None:
         _set(ln.bias, bias)
-    return lambda v: ln(v[0])
+    return _call_layer
 
 
 def _im_gather(gm, node, at, inits, ranks):
@@ -234,7 +240,7 @@ def _im_gather(gm, node, at, inits, ranks):
         w = inits[node.input[0]]
         emb = _layer(gm, node, nn.Embedding(w.shape[0], w.shape[1], dtype=w.dtype))
         _set(emb.weight, w)
-        return lambda v: emb(Tensor(v[1].data.astype(np.int64)))
+        return lambda v, layer: layer(Tensor(v[1].data.astype(np.int64)))
     axis = int(at.get("axis", 0))
     return lambda v: F.getitem(v[0], (slice(None),) * (axis % v[0].ndim) + (v[1].data.astype(np.int64),))
 
@@ -355,15 +361,16 @@ def load(path: str | os.PathLike | Any) -> GraphModule:
             inits[node.output[0]] = numpy_helper.to_array(at["value"])
             continue
         at = _attrs(node)
-        n_layers = len(gm.layers)
+        before = set(gm.layers.keys())
         run = IMPORTERS[node.op_type](gm, node, at, inits, ranks)
-        if len(gm.layers) > n_layers:
+        added = [k for k in gm.layers.keys() if k not in before]
+        if added:
             for i in _LAYER_INPUTS.get(node.op_type, (0,) if node.op_type == "Gather" else ()):
                 if i < len(node.input):
                     absorbed.add(node.input[i])
+            gm.steps.append((node.op_type, list(node.input), node.output[0], added[0], run))
         else:
-            run = _wrap_plain(node, run)
-        gm.steps.append((node.op_type, list(node.input), node.output[0], run))
+            gm.steps.append((node.op_type, list(node.input), node.output[0], None, _wrap_plain(node, run)))
 
     used = {n for step in gm.steps for n in step[1]} | set(gm.output_names)
     for name, arr in inits.items():
@@ -383,7 +390,7 @@ def load(path: str | os.PathLike | Any) -> GraphModule:
 
 def _wrap_plain(node, run: Callable) -> Callable:
     """Run a plain op, re-raising failures with the node that caused them."""
-    def step(values):
+    def step(values, layer=None):
         try:
             return run(values)
         except (ValueError, TypeError, IndexError) as e:

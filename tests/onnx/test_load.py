@@ -109,3 +109,22 @@ def test_unsupported_onnx_op_is_named(tmp_path):
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
     with pytest.raises(OnnxImportError, match=r"Cos \(node 'cosine'\)"):
         load(model)
+
+
+def test_copies_and_quantization_of_an_imported_model_use_their_own_layers(tmp_path, rng):
+    import copy
+
+    from minidl.deploy import QuantizedConv2d, QuantizedLinear, predict, quantize_model
+
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(48, 4))
+    back = load(export(model, rng.random((2, 1, 4, 4)).astype(np.float32), tmp_path / "m.onnx"))
+    X = rng.random((8, 1, 4, 4)).astype(np.float32)
+    clone = copy.deepcopy(back)
+    for p in clone.parameters():
+        p.data[...] = 0
+    np.testing.assert_allclose(predict(back, X), predict(model, X), rtol=1e-6)
+    assert np.all(predict(clone, X) == 0)
+    q = quantize_model(back, X)
+    assert {type(m) for m in q.layers.values()} == {QuantizedConv2d, QuantizedLinear}
+    ref = predict(model, X)
+    assert np.abs(predict(q, X) - ref).max() < 0.03 * np.abs(ref).max()
