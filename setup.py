@@ -29,6 +29,7 @@ setup(
             "onnxruntime>=1.16",
             "joblib>=1.2",
             "networkx>=3.0",
+            "mpi4py>=3.1",
         ],
         "gpu": ["cupy-cuda12x"],
         "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],

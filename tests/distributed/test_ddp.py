@@ -1,0 +1,109 @@
+"""DistributedDataParallel, the sampler and the communicators, without MPI (a fake communicator)."""
+import numpy as np
+import pytest
+
+import minidl
+from minidl import nn
+from minidl.distributed import (DistributedDataParallel, DistributedSampler, SingleProcessComm,
+                                bucket_parameters, get_comm)
+from minidl.distributed.comm import Communicator
+
+
+class FakeComm(Communicator):
+    """Pretends to be rank 0 of 2: the other rank's gradients are ``other`` times ours."""
+
+    def __init__(self, other_signature=None, other_factor=3.0):
+        self.rank, self.size = 0, 2
+        self.other_signature = other_signature
+        self.other_factor = other_factor
+        self.allreduce_calls = 0
+        self.bcast_calls = 0
+
+    def barrier(self):
+        pass
+
+    def bcast_(self, array, root=0):
+        self.bcast_calls += 1
+        return array
+
+    def allreduce_(self, array):
+        self.allreduce_calls += 1
+        array *= 1.0 + self.other_factor
+        return array
+
+    def allgather(self, obj):
+        return [obj, obj if self.other_signature is None else self.other_signature]
+
+
+def _mlp():
+    return nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+
+
+@pytest.mark.parametrize("n, replicas, drop_last", [(10, 3, False), (10, 3, True), (9, 3, False), (1, 2, False)])
+def test_sampler_splits_every_epoch_across_ranks(n, replicas, drop_last):
+    shards = [list(DistributedSampler(n, replicas, r, shuffle=True, seed=1, drop_last=drop_last))
+              for r in range(replicas)]
+    assert len({len(s) for s in shards}) == 1
+    assert all(len(s) == len(DistributedSampler(n, replicas, 0, drop_last=drop_last)) for s in shards)
+    flat = [i for s in shards for i in s]
+    if drop_last:
+        assert len(set(flat)) == len(flat) == (n // replicas) * replicas
+    else:
+        assert set(flat) == set(range(n))  # every sample seen, a few padded twice
+        assert len(flat) == -(-n // replicas) * replicas
+
+
+def test_sampler_changes_order_with_epoch_and_agrees_across_ranks():
+    s0, s1 = DistributedSampler(20, 2, 0, seed=5), DistributedSampler(20, 2, 1, seed=5)
+    e0 = list(s0) + list(s1)
+    s0.set_epoch(1)
+    s1.set_epoch(1)
+    e1 = list(s0) + list(s1)
+    assert sorted(e0) == sorted(e1) == list(range(20)) and e0 != e1
+
+
+def test_sampler_rejects_bad_rank():
+    with pytest.raises(ValueError, match="rank 2 is not in"):
+        DistributedSampler(10, 2, 2)
+
+
+def test_buckets_respect_size_and_dtype():
+    ps = [minidl.tensor(np.zeros(n, dtype=d), requires_grad=True)
+          for n, d in [(10, np.float32), (10, np.float32), (100, np.float32), (5, np.float64)]]
+    buckets = bucket_parameters(ps, bucket_bytes=80)
+    assert [len(b) for b in buckets] == [2, 1, 1]
+
+
+def test_ddp_averages_gradients_with_one_allreduce_per_bucket():
+    comm = FakeComm(other_factor=3.0)
+    model = DistributedDataParallel(_mlp(), comm, bucket_size_mb=25)
+    assert comm.bcast_calls == 4  # 4 parameters broadcast from rank 0
+    x = minidl.tensor(np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32))
+    loss = model(x).sum()
+    model.backward(loss)
+    assert comm.allreduce_calls == 1  # all 4 parameters share one bucket
+    reference = _mlp()
+    reference.load_state_dict(model.module.state_dict())
+    reference(x).sum().backward()
+    for p, q in zip(model.parameters(), reference.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy() * (1 + 3.0) / 2, rtol=1e-6)
+
+
+def test_ddp_reports_which_parameter_differs_between_ranks():
+    other = [("0.weight", (7, 4), "float32")]
+    with pytest.raises(RuntimeError, match=r"rank 0 and rank 1 hold different models: parameter 0.weight \(6, 4\)"):
+        DistributedDataParallel(_mlp(), FakeComm(other_signature=other))
+
+
+def test_ddp_state_dict_keys_have_module_prefix_and_single_process_is_identity():
+    model = DistributedDataParallel(_mlp(), SingleProcessComm())
+    assert list(model.state_dict())[0] == "module.0.weight"
+    x = minidl.tensor(np.ones((2, 4), dtype=np.float32))
+    model.backward(model(x).sum())
+    assert model.module[0].weight.grad is not None
+
+
+def test_get_comm_without_launcher_is_single_process(monkeypatch):
+    for k in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"):
+        monkeypatch.delenv(k, raising=False)
+    assert isinstance(get_comm(), SingleProcessComm)
