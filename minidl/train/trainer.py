@@ -213,54 +213,57 @@ class Trainer:
         return float(getattr(self.optimizer, "lr", math.nan))
 
     # ------------------------------------------------------------------ one epoch
-    def _train_epoch(self, loader: Any, epoch: int, epochs: int) -> dict:
+    def _bar(self, loader: Any, epoch: int, epochs: int) -> Any:
         from tqdm.auto import tqdm
 
-        self.model.train()
         total = len(loader) if hasattr(loader, "__len__") else None
-        bar = tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="batch",
-                   disable=not self.progress, leave=True, dynamic_ncols=True)
+        return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="batch",
+                    disable=not self.progress, leave=True, dynamic_ncols=True)
+
+    def _train_epoch(self, loader: Any, epoch: int, bar: Any) -> dict:
+        self.model.train()
+        total = bar.total
         loss_sum, seen, correct = 0.0, 0, 0
+        self._postfix: dict[str, str] = {}
         outputs: list[np.ndarray] = []
         targets: list[np.ndarray] = []
         show_acc = "accuracy" in self.metrics
         start = time.perf_counter()
-        try:
-            for b, batch in enumerate(loader, 1):
-                x, y = self._split(batch, "the training loader")
-                where = f"epoch {epoch}, batch {b}" + (f" of {total}" if total else "")
-                self.optimizer.zero_grad()
-                out, loss = self._forward_loss(x, y, where)
-                value = float(loss.item())
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(
-                        f"Trainer: the training loss is {value} at {where}; stopped before "
-                        "this batch's update (the weights hold the previous step). Common "
-                        "causes: a learning rate too high, unnormalised inputs, log(0) in a "
-                        "custom loss")
-                loss.backward()
-                self.optimizer.step()
-                n = int(x.shape[0]) if hasattr(x, "shape") else 1
-                loss_sum += value * n
-                seen += n
+        for b, batch in enumerate(loader, 1):
+            x, y = self._split(batch, "the training loader")
+            where = f"epoch {epoch}, batch {b}" + (f" of {total}" if total else "")
+            self.optimizer.zero_grad()
+            out, loss = self._forward_loss(x, y, where)
+            value = float(loss.item())
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"Trainer: the training loss is {value} at {where}; stopped before "
+                    "this batch's update (the weights hold the previous step). Common "
+                    "causes: a learning rate too high, unnormalised inputs, log(0) in a "
+                    "custom loss")
+            loss.backward()
+            self.optimizer.step()
+            n = int(x.shape[0]) if hasattr(x, "shape") else 1
+            loss_sum += value * n
+            seen += n
+            if self.metrics or self.progress:       # (a device-to-host copy on a GPU)
                 out_np = backend.to_numpy(out.data)
                 y_np = backend.to_numpy(y.data) if isinstance(y, Tensor) else np.asarray(y)
-                if self.metrics:
-                    outputs.append(out_np)
-                    targets.append(y_np)
-                if self.progress:
-                    postfix = {"loss": f"{loss_sum / seen:.4f}"}
-                    if show_acc and out_np.ndim == 2 and y_np.ndim == 1:
-                        correct += int((out_np.argmax(axis=1) == y_np).sum())
-                        postfix["acc"] = f"{correct / seen:.4f}"
-                    postfix["samples/s"] = f"{seen / max(time.perf_counter() - start, 1e-9):.0f}"
-                    bar.set_postfix(postfix, refresh=False)
-                    bar.update(1)
-                batch_logs = {"loss": value, "size": n}
-                for cb in self._active:
-                    cb.on_batch_end(self, b, batch_logs)
-        finally:
-            bar.close()
+            if self.metrics:
+                outputs.append(out_np)
+                targets.append(y_np)
+            if self.progress:
+                postfix = {"loss": f"{loss_sum / seen:.4f}"}
+                if show_acc and out_np.ndim == 2 and y_np.ndim == 1:
+                    correct += int((out_np.argmax(axis=1) == y_np).sum())
+                    postfix["acc"] = f"{correct / seen:.4f}"
+                postfix["samples/s"] = f"{seen / max(time.perf_counter() - start, 1e-9):.0f}"
+                self._postfix = postfix
+                bar.set_postfix(postfix, refresh=False)
+                bar.update(1)
+            batch_logs = {"loss": value, "size": n}
+            for cb in self._active:
+                cb.on_batch_end(self, b, batch_logs)
         if seen == 0:
             raise ValueError("Trainer.fit: the training loader yielded no batches")
         logs = {"loss": loss_sum / seen}
@@ -299,9 +302,18 @@ class Trainer:
                 cb.on_epoch_begin(self, epoch)
             start = time.perf_counter()
             lr = self._lr()
-            logs = self._train_epoch(train_loader, epoch, int(epochs))
-            if val_loader is not None:
-                logs.update({"val_" + k: v for k, v in self.evaluate(val_loader).items()})
+            bar = self._bar(train_loader, epoch, int(epochs))
+            try:
+                logs = self._train_epoch(train_loader, epoch, bar)
+                if val_loader is not None:
+                    logs.update({"val_" + k: v for k, v in self.evaluate(val_loader).items()})
+                    if self.progress:
+                        shown = {"val_loss": f"{logs['val_loss']:.4f}"}
+                        if "val_accuracy" in logs:
+                            shown["val_acc"] = f"{logs['val_accuracy']:.4f}"
+                        bar.set_postfix({**self._postfix, **shown})
+            finally:
+                bar.close()
             logs["lr"] = lr
             logs["time"] = time.perf_counter() - start
             for cb in self._active:

@@ -233,6 +233,7 @@ def test_progress_bar_shows_loss_accuracy_and_speed(capsys):
     Trainer(model, F.cross_entropy, opt, progress=True).fit(train, val, epochs=1)
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "loss=" in err and "acc=" in err and "samples/s=" in err
+    assert "val_loss=" in err and "val_acc=" in err
 
 
 def test_stop_training_from_a_callback_ends_the_run():
