@@ -6,9 +6,11 @@
 2. A 2-layer MLP training step (784-256-10, batch 128, ReLU, softmax cross-entropy, plain
    SGD update), where BLAS does most of the work.
 
+``--device cuda`` runs both on the GPU (minidl on CuPy, PyTorch CUDA).
+
 Median of repeats; ratio = minidl time / PyTorch time (goal: <= 3 for 1, <= 1.25 for 2).
 
-    python benchmarks/bench_autograd.py [--repeats 7] [--no-write]
+    python benchmarks/bench_autograd.py [--repeats 7] [--quick] [--device cpu|cuda] [--no-write]
 """
 from __future__ import annotations
 
@@ -27,8 +29,20 @@ from benchmarks.report import interleaved_medians, markdown_table, write_section
 CHAIN = 1000
 
 
+DEVICE = "cpu"
+
+
+def _sync(torch=None):
+    """Wait for queued GPU work, so that a GPU timing covers the work and not its launch."""
+    if DEVICE == "cuda":
+        if torch is not None:
+            torch.cuda.synchronize()
+        else:
+            minidl.backend.cupy.cuda.get_current_stream().synchronize()
+
+
 def chain_minidl():
-    x = minidl.tensor(np.ones(4, dtype=np.float32), requires_grad=True)
+    x = minidl.tensor(np.ones(4, dtype=np.float32), requires_grad=True, device=DEVICE)
 
     def run():
         y = x
@@ -37,11 +51,12 @@ def chain_minidl():
             y = y + 0.001
         y.sum().backward()
         x.grad = None
+        _sync()
     return run
 
 
 def chain_torch(torch):
-    x = torch.ones(4, requires_grad=True)
+    x = torch.ones(4, requires_grad=True, device=DEVICE)
 
     def run():
         y = x
@@ -50,6 +65,7 @@ def chain_torch(torch):
             y = y + 0.001
         y.sum().backward()
         x.grad = None
+        _sync(torch)
     return run
 
 
@@ -64,26 +80,26 @@ def mlp_data(seed=0):
 
 def mlp_minidl():
     X, y, *params = mlp_data()
-    X = minidl.tensor(X)
-    rows = np.arange(len(y))
-    w1, b1, w2, b2 = (minidl.tensor(p, requires_grad=True) for p in params)
+    X, y = minidl.tensor(X, device=DEVICE), minidl.tensor(y, device=DEVICE)
+    w1, b1, w2, b2 = (minidl.tensor(p, requires_grad=True, device=DEVICE) for p in params)
 
     def step():
         h = F.relu(F.linear(X, w1, b1))
         logits = F.linear(h, w2, b2)
-        loss = -F.log_softmax(logits, axis=1)[rows, y].mean()
+        loss = F.cross_entropy(logits, y)
         loss.backward()
         with minidl.no_grad():
             for p in (w1, b1, w2, b2):
                 p.data -= 0.01 * p.grad.data
                 p.grad = None
+        _sync()
     return step
 
 
 def mlp_torch(torch):
     X, y, *params = mlp_data()
-    X, y = torch.from_numpy(X), torch.from_numpy(y)
-    w1, b1, w2, b2 = (torch.tensor(p, requires_grad=True) for p in params)
+    X, y = torch.from_numpy(X).to(DEVICE), torch.from_numpy(y).to(DEVICE)
+    w1, b1, w2, b2 = (torch.tensor(p, requires_grad=True, device=DEVICE) for p in params)
     tf = torch.nn.functional
 
     def step():
@@ -95,6 +111,7 @@ def mlp_torch(torch):
             for p in (w1, b1, w2, b2):
                 p -= 0.01 * p.grad
                 p.grad = None
+        _sync(torch)
     return step
 
 
@@ -102,10 +119,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="3 repeats")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="cuda: minidl on CuPy against PyTorch CUDA")
     ap.add_argument("--no-write", action="store_true", help="print only; do not update RESULTS.md")
     args = ap.parse_args(argv)
     if args.quick:
         args.repeats = 3
+    global DEVICE
+    DEVICE = args.device
     import torch
 
     rows = []
@@ -116,10 +137,12 @@ def main(argv=None) -> int:
     t = interleaved_medians({"minidl": mlp_minidl(), "torch": mlp_torch(torch)}, args.repeats * 5, warmup=3)
     t_m, t_t = t["minidl"], t["torch"]
     rows.append(["MLP 784-256-10 step, batch 128", f"{t_m * 1e3:.2f} ms", f"{t_t * 1e3:.2f} ms", f"{t_m / t_t:.2f}", "<= 1.25"])
-    table = markdown_table(["case", "minidl", f"PyTorch CPU ({torch.get_num_threads()} threads)", "ratio", "goal"], rows)
+    ref = f"PyTorch CPU ({torch.get_num_threads()} threads)" if DEVICE == "cpu" else "PyTorch CUDA"
+    table = markdown_table(["case", "minidl", ref, "ratio", "goal"], rows)
     print(table)
     if not args.no_write:
-        write_section("Autograd overhead (bench_autograd.py)", table)
+        suffix = "" if DEVICE == "cpu" else ", CUDA"
+        write_section(f"Autograd overhead (bench_autograd.py{suffix})", table)
     return 0
 
 
