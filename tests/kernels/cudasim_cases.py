@@ -20,6 +20,9 @@ import numpy as np  # noqa: E402
 import minidl.config  # noqa: E402,F401  (registers minidl.kernels in a source checkout)
 from minidl.kernels import conv_cuda, conv_numpy, matmul_cuda, pool_cuda, pool_numpy  # noqa: E402
 from minidl.kernels.window import conv_output_hw  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from conv_cases import conv_geometry, pool_geometry  # noqa: E402  (this folder is on sys.path)
 
 rng = np.random.default_rng(0)
 failures = []
@@ -80,6 +83,52 @@ for m, k, n, dtype in [(17, 20, 18, np.float64), (5, 33, 3, np.float32), (1, 1, 
 a = rng.standard_normal((2, 3, 4))
 b = rng.standard_normal((4, 5))
 check("matmul batched", matmul_cuda.matmul(a, b), a @ b, 1e-10)
+
+# A few hypothesis-drawn geometries on top of the fixed cases (the simulator is slow).
+DRAWN = settings(max_examples=4, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+
+
+@DRAWN
+@given(g=conv_geometry(max_groups=2, max_per_group=2, max_batch=1, max_extra=2))
+def drawn_conv(g):
+    x = rng.standard_normal(g["x_shape"])
+    w = rng.standard_normal(g["w_shape"])
+    geo = (g["stride"], g["padding"], g["dilation"], g["groups"])
+    out_hw = conv_output_hw(x.shape[2:], w.shape[2:], g["stride"], g["padding"], g["dilation"])
+    gy = rng.standard_normal((x.shape[0], w.shape[0]) + out_hw)
+    np.testing.assert_allclose(conv_cuda.conv2d_forward(x, w, *geo), conv_numpy.conv2d_forward(x, w, *geo), atol=1e-10)
+    np.testing.assert_allclose(conv_cuda.conv2d_backward_input(gy, w, x.shape[2:], *geo),
+                               conv_numpy.conv2d_backward_input(gy, w, x.shape[2:], *geo), atol=1e-10)
+    np.testing.assert_allclose(conv_cuda.conv2d_backward_weight(x, gy, w.shape[2:], *geo),
+                               conv_numpy.conv2d_backward_weight(x, gy, w.shape[2:], *geo), atol=1e-10)
+
+
+@DRAWN
+@given(g=pool_geometry(max_batch=1, max_extra=2))
+def drawn_pool(g):
+    x = rng.standard_normal(g["x_shape"])
+    geo = (g["kernel"], g["stride"], g["padding"], g["dilation"])
+    y, indices = pool_numpy.max_pool2d_forward(x, *geo)
+    y_gpu, indices_gpu = pool_cuda.max_pool2d_forward(x, *geo)
+    np.testing.assert_array_equal(y_gpu, y)
+    np.testing.assert_array_equal(indices_gpu, indices)
+    gy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(pool_cuda.max_pool2d_backward(gy, indices, x.shape[2:], *geo),
+                               pool_numpy.max_pool2d_backward(gy, indices, x.shape[2:]), atol=1e-12)
+    avg = geo[:3]
+    a = pool_numpy.avg_pool2d_forward(x, *avg, False)
+    np.testing.assert_allclose(pool_cuda.avg_pool2d_forward(x, *avg, False), a, atol=1e-12)
+    ga = rng.standard_normal(a.shape)
+    np.testing.assert_allclose(pool_cuda.avg_pool2d_backward(ga, x.shape[2:], *avg, False),
+                               pool_numpy.avg_pool2d_backward(ga, x.shape[2:], *avg, False), atol=1e-12)
+
+
+for drawn in (drawn_conv, drawn_pool):
+    try:
+        drawn()
+        print("ok", drawn.__name__, "(4 drawn geometries)")
+    except AssertionError as error:
+        failures.append(f"{drawn.__name__}: {error}")
 
 if failures:
     sys.exit("CUDA simulator mismatches:\n" + "\n".join(failures))
