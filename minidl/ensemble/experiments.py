@@ -6,7 +6,8 @@ For each data set (the 8x8 digits; breast cancer) and each seed s, one stratifie
 fitted with ``random_state=s`` and scored by test accuracy. The table gives the mean and
 the standard deviation (ddof=0) over the seeds, and the mean fit time. The section
 "Ensembles" of ``benchmarks/RESULTS.md`` is replaced and a bar chart is saved to
-``benchmarks/results/ensembles.png`` (not with ``--quick``, a small smoke run).
+``benchmarks/results/ensembles.png``, the raw per-seed figures to
+``benchmarks/results/ensembles.json`` (not with ``--quick``, a small smoke run).
 
 Baselines: "single MLP" is the default member (``default_mlp``) trained alone on the whole
 training set with the ensembles' member settings, its accuracy averaged over 5
@@ -17,6 +18,8 @@ AdaBoost's own baseline. The same 5 networks averaged give the "seed ensemble" r
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -34,6 +37,7 @@ from .stacking import StackingClassifier
 __all__ = ["main", "run_experiments", "contenders"]
 
 DATASETS = {"digits": load_digits, "breast_cancer": load_breast_cancer}
+TEST_SIZE = 0.25
 EPOCHS, WEAK_EPOCHS, QUICK_EPOCHS, QUICK_WEAK_EPOCHS = 20, 5, 4, 2
 INITS = 5
 SINGLE, WEAK = f"single MLP (mean of {INITS} inits)", f"single weak MLP, AdaBoost's member (mean of {INITS} inits)"
@@ -87,7 +91,7 @@ def contenders(seed: int, quick: bool = False) -> dict[str, tuple[Any, str]]:
 def _split(X: np.ndarray, y: np.ndarray, seed: int):
     from sklearn.model_selection import train_test_split
 
-    return train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
+    return train_test_split(X, y, test_size=TEST_SIZE, stratify=y, random_state=seed)
 
 
 def run_experiments(datasets: list[str], seeds: int = 3, quick: bool = False,
@@ -176,8 +180,10 @@ def format_results(results: dict, baselines: dict[str, str], seeds: int, quick: 
                 mean = statistics.fmean(table[name]["acc"])
                 verdict = "at least as accurate" if mean >= single else "LESS accurate"
                 checks.append(f"- {ds}: {name} {mean:.4f} vs {SINGLE} {single:.4f}: {verdict}")
+    sizes = ", ".join(f"{ds}: {math.ceil(TEST_SIZE * len(DATASETS[ds]()[1]))} test samples, one sample = "
+                      f"{100 / math.ceil(TEST_SIZE * len(DATASETS[ds]()[1])):.2f}%" for ds in results)
     parts.append("Gain check (bagging and stacking against the single network, mean over seeds):\n\n"
-                 + "\n".join(checks))
+                 + "\n".join(checks) + f"\n\nResolution of a test accuracy ({sizes}).")
     return "\n\n".join(parts)
 
 
@@ -238,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.report import PLOTS, write_section
 
         plot = plot_results(results, PLOTS / "ensembles.png")
+        (PLOTS / "ensembles.json").write_text(json.dumps({"results": results, "baselines": baselines}, indent=1))
         write_section("Ensembles", body + f"\n\n![ensembles](results/{plot.name})")
         print(f"wrote the 'Ensembles' section of benchmarks/RESULTS.md and {plot}")
     return 0
