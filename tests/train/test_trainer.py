@@ -244,3 +244,22 @@ def test_stop_training_from_a_callback_ends_the_run():
     model, opt, train, *_ = _parts()
     h = Trainer(model, F.cross_entropy, opt, callbacks=[StopAt2()], progress=False).fit(train, epochs=10)
     assert h.epoch == [1, 2]
+
+
+def test_fit_evaluate_predict_on_every_device(device):
+    """On CUDA the model is moved and batches follow it; results come back as NumPy."""
+    model, opt, train, val, X, _ = _parts()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    t = Trainer(model, F.cross_entropy, opt, device=device, progress=False)
+    h = t.fit(train, val, epochs=2)
+    assert len(h["val_accuracy"]) == 2
+    assert str(next(iter(model.parameters())).device).startswith(device)
+    assert isinstance(t.predict(X), np.ndarray) and t.predict(X).shape == (40, 3)
+
+
+def test_asking_for_cuda_without_a_gpu_fails_clearly():
+    if minidl.cupy_available():
+        pytest.skip("a CUDA device is available here; the error path cannot be exercised")
+    model, opt, *_ = _parts()
+    with pytest.raises(RuntimeError, match="CuPy"):
+        Trainer(model, F.cross_entropy, opt, device="cuda")
