@@ -24,16 +24,18 @@ from ..autograd import grad
 from ..functional.loss import cross_entropy
 from ..optim import Adam
 from ..tensor import Tensor
-from .inference import predict
+from .. import backend
+from .inference import batch_to, predict
 
 __all__ = ["fgsm", "pgd", "accuracy_under_attack", "adversarial_training"]
 
 
 def _input_gradient(model: Callable, x: np.ndarray, y: np.ndarray, loss_fn: Callable) -> np.ndarray:
-    xt = Tensor(np.array(x, copy=True), requires_grad=True)
-    loss = loss_fn(model(xt), Tensor(y))
+    """dL/dx as a NumPy array (computed on the model's device)."""
+    xt = batch_to(np.array(x, copy=True), model).requires_grad_()
+    loss = loss_fn(model(xt), batch_to(y, model))
     (g,) = grad(loss, xt)
-    return g.data
+    return backend.to_numpy(g.data)
 
 
 class _eval_mode:
@@ -132,9 +134,9 @@ def adversarial_training(model: nn.Module, X: np.ndarray, y: np.ndarray, eps: fl
                 xa = pgd(model, xb, yb, eps, steps=pgd_steps, seed=seed + epoch * 7919 + start)
             model.train()
             opt.zero_grad()
-            target = Tensor(yb)
-            loss = cross_entropy(model(Tensor(xb)), target) * (1.0 - adv_weight) + \
-                cross_entropy(model(Tensor(xa)), target) * adv_weight
+            target = batch_to(yb, model)
+            loss = cross_entropy(model(batch_to(xb, model)), target) * (1.0 - adv_weight) + \
+                cross_entropy(model(batch_to(xa, model)), target) * adv_weight
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)

@@ -21,7 +21,7 @@ from ..functional.loss import cross_entropy
 from ..functional.reduce import log_softmax, softmax
 from ..optim import Adam
 from ..tensor import Tensor
-from .inference import predict
+from .inference import batch_to, predict
 
 __all__ = ["distillation_loss", "distill"]
 
@@ -75,7 +75,8 @@ def distill(teacher: nn.Module, student: nn.Module, X: np.ndarray, y: np.ndarray
         for start in range(0, len(X), batch_size):
             idx = order[start:start + batch_size]
             opt.zero_grad()
-            loss = distillation_loss(student(Tensor(X[idx])), teacher_logits[idx], Tensor(y[idx]), temperature, alpha)
+            loss = distillation_loss(student(batch_to(X[idx], student)), batch_to(teacher_logits[idx], student),
+                                     batch_to(y[idx], student), temperature, alpha)
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)

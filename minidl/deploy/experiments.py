@@ -34,12 +34,11 @@ from ..functional.loss import cross_entropy
 from ..models import LeNet5
 from ..optim import Adam
 from ..serialization import save
-from ..tensor import Tensor
 from .adversarial import accuracy_under_attack, adversarial_training
 from .calibration import (TemperatureScaler, expected_calibration_error, reliability_diagram, softmax_np,
                           tta_predict)
 from .distillation import distill
-from .inference import predict
+from .inference import batch_to, predict
 from .pruning import count_parameters, global_magnitude_prune, remove_masks, sparsity, structured_prune
 from .quantization import convert_qat, prepare_qat, quantize_model
 
@@ -61,7 +60,7 @@ def fit(model, X: np.ndarray, y: np.ndarray, epochs: int, lr: float = 2e-3, batc
         for start in range(0, len(X), batch_size):
             idx = order[start:start + batch_size]
             opt.zero_grad()
-            loss = cross_entropy(model(Tensor(X[idx])), Tensor(y[idx]))
+            loss = cross_entropy(model(batch_to(X[idx], model)), batch_to(y[idx], model))
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
@@ -99,7 +98,7 @@ def _inference_vs_training_ms(model, X, repeats: int) -> tuple[float, float]:
     def train_forward():
         model.train()
         for start in range(0, len(X), 512):
-            model(Tensor(X[start:start + 512]))
+            model(batch_to(X[start:start + 512], model))
         model.eval()
 
     t = interleaved_medians({"inference": lambda: predict(model, X, batch_size=512), "training": train_forward},

@@ -16,7 +16,7 @@ from ..autograd import set_grad_enabled
 from ..nn import Module
 from ..tensor import Tensor
 
-__all__ = ["inference_mode", "is_inference_mode", "predict"]
+__all__ = ["inference_mode", "is_inference_mode", "predict", "model_device", "batch_to"]
 
 
 class _State:
@@ -66,6 +66,21 @@ class inference_mode(set_grad_enabled):
         return wrapper
 
 
+def model_device(model: Any) -> backend.Device:
+    """The device of a module's first parameter (the CPU for anything else)."""
+    if isinstance(model, Module):
+        p = next(iter(model.parameters()), None)
+        if p is not None:
+            return p.device
+    return backend.Device("cpu")
+
+
+def batch_to(x: Any, model: Any) -> Tensor:
+    """An array (or Tensor) as a Tensor on ``model``'s device (no copy when it is already there)."""
+    data = x.data if isinstance(x, Tensor) else x
+    return Tensor(backend.to_device(data if hasattr(data, "shape") else np.asarray(data), model_device(model)))
+
+
 def _slice(X: Any, start: int, stop: int) -> Any:
     if isinstance(X, (tuple, list)):
         return type(X)(_slice(x, start, stop) for x in X)
@@ -102,10 +117,7 @@ def predict(model: Callable, X: Any, batch_size: int = 256, device: Any = None, 
     if output not in ("numpy", "tensor"):
         raise ValueError(f"predict: output must be 'numpy' or 'tensor', got {output!r}")
     is_module = isinstance(model, Module)
-    if device is None and is_module:
-        p = next(iter(model.parameters()), None)
-        device = p.device if p is not None else "cpu"
-    device = backend.Device(device or "cpu")
+    device = model_device(model) if device is None else backend.Device(device)
     modes = [(m, m.training) for m in model.modules()] if is_module else []
     n = _length(X)
     pieces = []

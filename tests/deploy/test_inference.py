@@ -51,3 +51,14 @@ def test_predict_takes_several_inputs_and_checks_arguments(rng):
     np.testing.assert_allclose(predict(Two(), (a, b), batch_size=3), a * b)
     with pytest.raises(ValueError, match="batch_size"):
         predict(Two(), (a, b), batch_size=0)
+
+
+def test_batches_follow_the_model_device(rng):
+    from minidl.deploy import batch_to, model_device
+
+    model = nn.Linear(3, 2)
+    assert str(model_device(model)) == "cpu" and str(model_device(lambda x: x)) == "cpu"
+    x = rng.standard_normal((4, 3))
+    t = batch_to(x, model)
+    assert isinstance(t, minidl.Tensor) and t.device == model.weight.device
+    np.testing.assert_array_equal(t.numpy(), x)
