@@ -117,6 +117,11 @@ class Trainer:
             ``ReduceLROnPlateau`` receives ``scheduler_monitor``).
         device: where the model and the batches live ("cpu" or "cuda").
         progress: show a tqdm bar per epoch.
+
+    A NaN or infinite training loss raises ``NonFiniteLossError`` (naming the epoch and
+    batch) before that batch's update; ``trainer.history`` keeps the completed epochs.
+    Errors raised by the model or the loss (bad shapes, labels out of range or of the
+    wrong dtype) are re-raised with the epoch, batch and the shapes/dtypes involved.
     """
 
     def __init__(self, model: Any, loss_fn: Callable[[Any, Any], Tensor], optimizer: Any,
