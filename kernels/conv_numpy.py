@@ -83,7 +83,7 @@ def gemm_forward(cols, w, groups, out_hw):
     c_out = w.shape[0]
     k = cols.shape[1] // groups
     w_g = w.reshape(groups, c_out // groups, k)
-    y = xp.matmul(w_g, cols.reshape(n, groups, k, -1))
+    y = xp.matmul(w_g, cols.reshape(n, groups, k, cols.shape[2]))
     return y.reshape(n, c_out, out_hw[0], out_hw[1])
 
 
@@ -93,8 +93,8 @@ def gemm_weight(cols, gy, groups, weight_shape):
     n = cols.shape[0]
     c_out = weight_shape[0]
     k = cols.shape[1] // groups
-    gy_g = gy.reshape(n, groups, c_out // groups, -1)
-    cols_g = cols.reshape(n, groups, k, -1)
+    gy_g = gy.reshape(n, groups, c_out // groups, cols.shape[2])
+    cols_g = cols.reshape(n, groups, k, cols.shape[2])
     gw = xp.matmul(gy_g, cols_g.swapaxes(-1, -2)).sum(axis=0)
     return gw.reshape(weight_shape)
 
@@ -104,9 +104,10 @@ def gemm_input(gy, w, groups):
     xp = array_module(gy)
     n, c_out = gy.shape[:2]
     k = w.shape[1] * w.shape[2] * w.shape[3]
+    positions = gy.shape[2] * gy.shape[3]
     w_g = w.reshape(groups, c_out // groups, k)
-    dcols = xp.matmul(w_g.swapaxes(-1, -2), gy.reshape(n, groups, c_out // groups, -1))
-    return dcols.reshape(n, groups * k, -1)
+    dcols = xp.matmul(w_g.swapaxes(-1, -2), gy.reshape(n, groups, c_out // groups, positions))
+    return dcols.reshape(n, groups * k, positions)
 
 
 def conv2d_forward(x, w, stride, padding, dilation, groups):

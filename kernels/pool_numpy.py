@@ -64,9 +64,10 @@ def max_pool2d_backward(gy, indices, in_hw, kernel_hw=None, stride=None, padding
     n, c = gy.shape[:2]
     plane = in_hw[0] * in_hw[1]
     offsets = (xp.arange(n * c, dtype=xp.int64) * plane).reshape(n * c, 1)
-    picked = indices.reshape(n * c, -1)
+    outputs = gy.shape[2] * gy.shape[3]
+    picked = indices.reshape(n * c, outputs)
     flat = xp.where(picked >= 0, picked + offsets, 0).ravel()
-    weights = xp.where(picked >= 0, gy.reshape(n * c, -1), 0).ravel()
+    weights = xp.where(picked >= 0, gy.reshape(n * c, outputs), 0).ravel()
     gx = xp.bincount(flat, weights=weights, minlength=n * c * plane)
     return gx.astype(gy.dtype, copy=False).reshape(n, c, in_hw[0], in_hw[1])
 

@@ -66,8 +66,8 @@ class GatherArgmax(Function):
     def forward(self, v):
         xp = backend.get_array_module(v)
         n, c = v.shape[:2]
-        flat = self.indices.reshape(n, c, -1)
-        picked = xp.take_along_axis(v.reshape(n, c, -1), xp.maximum(flat, 0), axis=2)
+        flat = self.indices.reshape(n, c, self.indices.shape[2] * self.indices.shape[3])
+        picked = xp.take_along_axis(v.reshape(n, c, v.shape[2] * v.shape[3]), xp.maximum(flat, 0), axis=2)
         picked = xp.where(flat >= 0, picked, 0)  # -1: a window wholly in the padding
         return picked.reshape(self.indices.shape)
 

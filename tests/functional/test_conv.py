@@ -188,3 +188,16 @@ def test_conv2d_on_the_gpu_matches_cpu(device):
             xg, wg = _leaf(x).to("cuda"), _leaf(w).to("cuda")
             y = conv2d(xg, wg, stride=2, padding=1, groups=2)
             np.testing.assert_allclose(y.numpy(), cpu.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_an_empty_batch_flows_through_conv_and_pools(kernel_path):
+    from minidl.functional.pool import avg_pool2d, max_pool2d
+
+    x = _leaf(np.zeros((0, 4, 6, 6)))
+    w = _leaf(np.ones((6, 2, 3, 3)))
+    y = conv2d(x, w, padding=1, groups=2)
+    z = conv_transpose2d(y, minidl.tensor(np.ones((6, 1, 2, 2))), stride=2)
+    (max_pool2d(y, 2).sum() + avg_pool2d(y, 2).sum() + z.sum()).backward()
+    assert y.shape == (0, 6, 6, 6) and z.shape == (0, 1, 12, 12)
+    assert x.grad.shape == (0, 4, 6, 6)
+    np.testing.assert_array_equal(w.grad.numpy(), np.zeros((6, 2, 3, 3)))
