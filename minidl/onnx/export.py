@@ -416,7 +416,19 @@ def _trace(model: nn.Module, inputs: list) -> tuple[list, dict]:
         if isinstance(output, Tensor) and not any(output is a for a in args):
             records[id(output)] = (module, tuple(args), output)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if type(m) in MODULE_EXPORTERS]
+    def check_recorded(module, args, output):
+        """A module whose output left the autograd graph (computed on raw arrays, like the
+        int8 layers) would be exported as a constant: refuse it by name instead."""
+        outs = output if isinstance(output, (tuple, list)) else (output,)
+        fed = any(isinstance(a, Tensor) and a.requires_grad for a in args)
+        if fed and any(isinstance(o, Tensor) and not o.requires_grad for o in outs):
+            raise OnnxExportError(
+                f"export: {type(module).__name__} computes its output outside the autograd graph "
+                "(on raw arrays), so its ops cannot be traced; it is not supported for ONNX export"
+            )
+
+    handles = [m.register_forward_hook(hook if type(m) in MODULE_EXPORTERS else check_recorded)
+               for m in model.modules()]
     modes = {id(m): m.training for m in model.modules()}
     params = list(model.parameters())
     flags = [p.requires_grad for p in params]

@@ -168,3 +168,13 @@ def test_unsupported_op_is_named_and_nothing_is_written(tmp_path, rng):
 def test_batch_norm_without_running_stats_is_refused(tmp_path, rng):
     with pytest.raises(OnnxExportError, match="track_running_stats"):
         export(nn.BatchNorm1d(3, track_running_stats=False), _f32(rng, 4, 3), tmp_path / "b.onnx")
+
+
+def test_layer_computing_outside_the_graph_is_refused(tmp_path, rng):
+    from minidl.deploy import quantize_model
+
+    X = _f32(rng, 8, 4)
+    int8 = quantize_model(nn.Sequential(nn.Linear(4, 3), nn.ReLU()), X)
+    with pytest.raises(OnnxExportError, match="QuantizedLinear computes its output outside"):
+        export(int8, X, tmp_path / "q.onnx")
+    assert not (tmp_path / "q.onnx").exists()
