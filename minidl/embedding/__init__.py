@@ -1,0 +1,1 @@
+from .word2vec import *  # noqa: F401,F403
