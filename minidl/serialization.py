@@ -1,6 +1,7 @@
 """``minidl.save(obj, path)`` / ``minidl.load(path)``: state dicts in a safe ``.npz`` file.
 
-What can be saved: nested dicts (string or integer keys), lists and tuples of arrays
+What can be saved: nested dicts (string or integer keys; OrderedDict and Counter keep
+their type), lists and tuples of arrays
 (NumPy, CuPy or Tensors), Python numbers, strings, booleans and None: exactly what module,
 optimizer and scheduler ``state_dict()`` return.
 
@@ -28,7 +29,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any
 
 import numpy as np
@@ -71,7 +72,8 @@ def _encode(obj: Any, arrays: list, where: str) -> Any:
             if isinstance(k, bool) or not isinstance(k, (str, int)):
                 raise TypeError(f"save: dict keys must be str or int, got {type(k).__name__} ({k!r}) at {where}")
             items.append([k, _encode(v, arrays, f"{where}[{k!r}]")])
-        return {"__dict__": items, "ordered": isinstance(obj, OrderedDict)}
+        kind = "counter" if isinstance(obj, Counter) else "ordered" if isinstance(obj, OrderedDict) else "dict"
+        return {"__dict__": items, "kind": kind}
     if isinstance(obj, (list, tuple)):
         body = [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
         return {"__tuple__": body} if isinstance(obj, tuple) else {"__list__": body}
@@ -95,7 +97,7 @@ def _decode(node: Any, arrays: dict, where: str) -> Any:
         if "__float__" in node:
             return float(node["__float__"])
         if "__dict__" in node:
-            out = OrderedDict() if node.get("ordered") else {}
+            out = {"counter": Counter, "ordered": OrderedDict}.get(node.get("kind"), dict)()
             for k, v in node["__dict__"]:
                 out[k] = _decode(v, arrays, f"{where}[{k!r}]")
             return out

@@ -1,6 +1,7 @@
 """minidl.save / minidl.load: round trips for every layer type, optimizers and schedulers;
 bad files (truncated, corrupted, wrong kind, newer version) are refused and change nothing."""
 import json
+from collections import Counter, OrderedDict
 import os
 import zipfile
 
@@ -56,7 +57,11 @@ def test_nested_values_come_back_with_their_types(tmp_path):
     obj = {"a": np.arange(6, dtype=np.int32).reshape(2, 3), 3: [1, 2.5, "x", None, True],
            "t": (np.float32(1.5), float("inf")), "tensor": minidl.tensor([1.0, 2.0]),
            "nested": {"deep": [np.zeros((0, 2), np.float64)]}}
+    obj["counter"] = Counter([2, 2, 5])
+    obj["ordered"] = OrderedDict([("z", 1), ("a", 2)])
     out = load(save(obj, tmp_path / "o.npz"))
+    assert type(out["counter"]) is Counter and out["counter"] == Counter([2, 2, 5])
+    assert type(out["ordered"]) is OrderedDict and list(out["ordered"]) == ["z", "a"]
     assert out["a"].dtype == np.int32 and out["a"].shape == (2, 3)
     assert out[3] == [1, 2.5, "x", None, True]
     assert isinstance(out["t"], tuple) and out["t"][0] == np.float32(1.5) and out["t"][0].dtype == np.float32
@@ -78,6 +83,9 @@ def _train_steps(model, opt, sched, steps, x, y):
     lambda p: (optim.Adam(p, lr=0.01, amsgrad=True), lambda o: lr_scheduler.StepLR(o, 2, 0.5)),
     lambda p: (optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True), lambda o: lr_scheduler.CosineAnnealingLR(o, 5)),
     lambda p: (optim.RMSprop(p, lr=0.01, centered=True), lambda o: lr_scheduler.ExponentialLR(o, 0.9)),
+    lambda p: (optim.AdamW(p, lr=0.01), lambda o: lr_scheduler.MultiStepLR(o, [2, 4, 5], 0.5)),
+    lambda p: (optim.Adagrad(p, lr=0.1), lambda o: lr_scheduler.SequentialLR(
+        o, [lr_scheduler.LinearLR(o, 0.5, total_iters=2), lr_scheduler.StepLR(o, 2)], milestones=[2])),
 ])
 def test_optimizer_and_scheduler_resume_bit_for_bit(make, tmp_path, rng):
     x = minidl.tensor(rng.standard_normal((8, 3)))
