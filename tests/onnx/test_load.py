@@ -54,10 +54,8 @@ def test_weighted_nodes_become_minidl_layers_with_the_same_weights(tmp_path, rng
     assert back.num_parameters() == model.num_parameters()
 
 
-torch = pytest.importorskip("torch", reason="the PyTorch-exported-model tests need torch")
-
-
 def _torch_model():
+    torch = pytest.importorskip("torch", reason="the PyTorch-exported-model tests need torch")
     torch.manual_seed(0)
     return torch.nn.Sequential(
         torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
@@ -66,6 +64,8 @@ def _torch_model():
 
 
 def test_model_exported_by_pytorch_runs_the_same_here(tmp_path, rng):
+    import torch
+
     tm = _torch_model()
     with torch.no_grad():  # make the batch norm statistics non-trivial
         tm[1].running_mean.normal_()
@@ -83,6 +83,8 @@ def test_model_exported_by_pytorch_runs_the_same_here(tmp_path, rng):
 
 def test_imported_model_fine_tunes(tmp_path, rng):
     tm = _torch_model().eval()
+    import torch
+
     path = tmp_path / "torch.onnx"
     torch.onnx.export(tm, torch.randn(2, 1, 4, 4), str(path), dynamo=False, opset_version=17,
                       dynamic_axes={"input": {0: "n"}}, input_names=["input"])
