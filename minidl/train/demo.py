@@ -150,6 +150,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(default ./minidl_out)")
     p.add_argument("--batch-size", type=int, default=32, help="training batch size (default 32)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over MPI: run as `mpirun -n P python -m minidl demo "
+                        "--distributed` (needs mpi4py); --batch-size is then per process")
     return p
 
 
@@ -162,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         _parser().error(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.device == "cuda" and not backend.cupy_available():
         _parser().error("--device cuda needs CuPy with a CUDA device; none is available here")
+    if args.distributed:
+        from ..distributed.train_demo import run_distributed_demo
+
+        run_distributed_demo(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
+                             out=args.out, progress=not args.no_progress)
+        return 0
     run_demo(epochs=args.epochs, seed=args.seed, device=args.device, out=args.out,
              batch_size=args.batch_size, progress=not args.no_progress)
     return 0

@@ -60,3 +60,16 @@ def test_ranks_with_different_models_get_a_clear_error():
     for rank in (0, 1):
         assert f"rank {rank}: RuntimeError: DistributedDataParallel" in run.stdout, run.stdout
     assert "0.weight (8, 5)" in run.stdout and "(9, 5)" in run.stdout
+
+
+@pytest.mark.slow
+def test_distributed_demo_runs_under_mpirun(tmp_path):
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    cmd = ["mpirun", "-n", "2", "--oversubscribe", sys.executable, "-m", "minidl", "demo", "--distributed",
+           "--epochs", "2", "--no-progress", "--out", str(tmp_path)]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 process(es)" in run.stdout and "test accuracy" in run.stdout
+    assert (tmp_path / "lenet_distributed.npz").exists()
