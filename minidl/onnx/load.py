@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import backend
 from .. import functional as F
 from .. import nn
 from ..tensor import Tensor
@@ -82,15 +83,16 @@ class GraphModule(nn.Module):
             return None
         if name in self.param_of:
             return getattr(self.params, self.param_of[name])
-        if name in self.constants:
-            return Tensor(self.constants[name])
+        if name in self.constants:  # on the device the inputs came on
+            return Tensor(backend.to_device(self.constants[name], env["__device__"]))
         raise KeyError(f"GraphModule: value {name!r} is used before it is computed")
 
     def forward(self, *inputs: Any) -> Any:
         if len(inputs) != len(self.input_names):
             raise ValueError(f"GraphModule: expected {len(self.input_names)} inputs "
                              f"({', '.join(self.input_names)}), got {len(inputs)}")
-        env = {n: (x if isinstance(x, Tensor) else Tensor(np.asarray(x))) for n, x in zip(self.input_names, inputs)}
+        env: dict = {n: (x if isinstance(x, Tensor) else Tensor(np.asarray(x))) for n, x in zip(self.input_names, inputs)}
+        env["__device__"] = env[self.input_names[0]].device if self.input_names else "cpu"
         for op_type, ins, out, key, run in self.steps:
             env[out] = run([self.value(env, n) if n else None for n in ins], self.layers[key] if key else None)
         outs = tuple(env[n] if n in env else self.value(env, n) for n in self.output_names)
@@ -98,7 +100,8 @@ class GraphModule(nn.Module):
 
 
 # ------------------------------------------------------------------------ node importers
-# Each takes (graph module, node, attributes, initializers, ranks) and returns run(values) -> Tensor.
+# Each takes (graph module, node, attributes, initializers, ranks) and returns the node's step,
+# run(values, layer) -> Tensor (layer: the node's minidl layer, or None for a plain op).
 
 def _call_layer(values: list, layer: nn.Module) -> Tensor:
     """A weighted node's step: run its layer (looked up by the module at call time, so that
