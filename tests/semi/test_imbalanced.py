@@ -5,7 +5,9 @@ import torch
 
 import minidl
 import minidl.functional as F
+import minidl.nn as nn
 from minidl.data import DataLoader, TensorDataset
+from minidl.optim import Adam
 from minidl.semi.imbalanced import ClassBalancedSampler, class_weights, focal_loss
 
 
@@ -159,3 +161,31 @@ def test_focal_loss_on_each_device_matches_numpy(device):
     loss.backward()
     np.testing.assert_allclose(loss.item(), _focal_numpy(z, t, 2.0, [0.2, 0.5, 1.0]).mean(), rtol=1e-10)
     assert x.grad.device == x.device
+
+
+def _minority_recall(loss_fn, X, y, steps=300):
+    minidl.manual_seed(0)
+    model = nn.Linear(2, 2)
+    opt = Adam(model.parameters(), lr=0.05)
+    xt, yt = minidl.tensor(X), minidl.tensor(y)
+    for _ in range(steps):
+        loss = loss_fn(model(xt), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with minidl.no_grad():
+        pred = model(xt).numpy().argmax(axis=1)
+    return (pred[y == 1] == 1).mean()
+
+
+def test_class_weights_and_focal_loss_raise_minority_recall():
+    # 400 vs 20 samples of two overlapping Gaussians: plain cross-entropy favours the majority.
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, size=(400, 2)), rng.normal(1.5, 1, size=(20, 2))]).astype(np.float32)
+    y = np.repeat([0, 1], [400, 20])
+    plain = _minority_recall(lambda z, t: F.cross_entropy(z, t), X, y)
+    w = minidl.tensor(class_weights(y))
+    weighted = _minority_recall(lambda z, t: F.cross_entropy(z, t, weight=w), X, y)
+    focal = _minority_recall(lambda z, t: focal_loss(z, t, gamma=2.0, alpha=class_weights(y)), X, y)
+    assert weighted > plain + 0.3
+    assert focal > plain + 0.3
