@@ -190,7 +190,7 @@ def _im_max_pool(gm, node, at, inits, ranks):
         raise OnnxImportError(f"MaxPool {node.name!r}: ceil_mode and the indices output are not supported")
     k = tuple(at["kernel_shape"])
     _layer(gm, node, nn.MaxPool2d(k, tuple(at.get("strides", [1, 1])), _sym_pads("MaxPool", at.get("pads")),
-                                         tuple(at.get("dilations", [1, 1]))))
+                                  tuple(at.get("dilations", [1, 1]))))
     return _call_layer
 
 
@@ -198,8 +198,8 @@ def _im_avg_pool(gm, node, at, inits, ranks):
     if at.get("ceil_mode", 0):
         raise OnnxImportError(f"AveragePool {node.name!r}: ceil_mode is not supported")
     _layer(gm, node, nn.AvgPool2d(tuple(at["kernel_shape"]), tuple(at.get("strides", [1, 1])),
-                                         _sym_pads("AveragePool", at.get("pads")),
-                                         count_include_pad=bool(at.get("count_include_pad", 0))))
+                                  _sym_pads("AveragePool", at.get("pads")),
+                                  count_include_pad=bool(at.get("count_include_pad", 0))))
     return _call_layer
 
 
