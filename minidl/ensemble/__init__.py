@@ -10,22 +10,19 @@ they share: the estimator base, ``fit_member`` (weighted-loss training of one me
     from minidl.ensemble import BaggingClassifier
     clf = BaggingClassifier(n_estimators=5, random_state=0).fit(X, y)
 """
-from .base import MLPFactory, NotFittedError, default_mlp, fit_member, member_outputs  # noqa: F401
-from .bagging import BaggingClassifier, BaggingRegressor, bootstrap_indices, oob_mask  # noqa: F401
+from .base import MLPFactory, NotFittedError, default_mlp, fit_member, member_outputs
+from .bagging import BaggingClassifier, BaggingRegressor, bootstrap_indices, oob_mask
+from .boosting import (AdaBoostClassifier, GradientBoostingClassifier, GradientBoostingRegressor,
+                       samme_update)
+from .stacking import LogisticRegression, StackingClassifier, default_stack
+from .diverse import (DiverseEnsembleClassifier, NCLClassifier, NCLEnsemble, NCLRegressor, default_zoo,
+                      disagreement, ncl_loss)
 
 __all__ = [
     "MLPFactory", "NotFittedError", "default_mlp", "fit_member", "member_outputs",
     "BaggingClassifier", "BaggingRegressor", "bootstrap_indices", "oob_mask",
+    "AdaBoostClassifier", "GradientBoostingClassifier", "GradientBoostingRegressor", "samme_update",
+    "LogisticRegression", "StackingClassifier", "default_stack",
+    "DiverseEnsembleClassifier", "NCLClassifier", "NCLEnsemble", "NCLRegressor", "default_zoo",
+    "disagreement", "ncl_loss",
 ]
-from .boosting import (AdaBoostClassifier, GradientBoostingClassifier,  # noqa: F401,E402
-                       GradientBoostingRegressor, samme_update)
-
-__all__ += ["AdaBoostClassifier", "GradientBoostingClassifier", "GradientBoostingRegressor", "samme_update"]
-from .stacking import LogisticRegression, StackingClassifier, default_stack  # noqa: F401,E402
-
-__all__ += ["LogisticRegression", "StackingClassifier", "default_stack"]
-from .diverse import (DiverseEnsembleClassifier, NCLClassifier, NCLEnsemble,  # noqa: F401,E402
-                      NCLRegressor, default_zoo, disagreement, ncl_loss)
-
-__all__ += ["DiverseEnsembleClassifier", "NCLClassifier", "NCLEnsemble", "NCLRegressor", "default_zoo",
-            "disagreement", "ncl_loss"]
