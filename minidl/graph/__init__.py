@@ -1,0 +1,1 @@
+from .gcn import *  # noqa: F401,F403
