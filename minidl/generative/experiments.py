@@ -126,16 +126,12 @@ def _vae_part(data: dict, epochs: int, cvae_epochs: int, classifier: Any, out: P
     manual_seed(seed + 1)
     res["vae_final_elbo"] = evaluate_elbo(vae, data["X_test"])
     res["vae_prior_check"] = classifier_check(classifier, vae.sample(1000))
-    res["vae_elbo_plot"] = plot_learning_curves({"train_ELBO (nats/image)": hist["train_elbo"],
-                                                 "val_ELBO (nats/image)": hist["val_elbo"]},
-                                                out / "vae_elbo.png", title="VAE on the digits: ELBO per epoch")
-    res["vae_samples_png"] = save_image_grid(vae.sample(40), out / "vae_samples.png", nrow=10,
-                                             title="VAE samples, z ~ N(0, I)")
-    X_show = data["X_test"][:10]
-    recon = vae.reconstruct(Tensor(X_show)).numpy()
-    res["vae_recon_png"] = save_image_grid(np.concatenate([X_show, recon]), out / "vae_reconstructions.png",
-                                           nrow=10, title="held-out digits (top) and VAE reconstructions",
-                                           row_labels=["input", "recon."])
+    X_show = data["X_test"][:20]
+    grid = np.concatenate([vae.sample(30).numpy(), X_show[:10], vae.reconstruct(Tensor(X_show[:10])).numpy(),
+                           X_show[10:], vae.reconstruct(Tensor(X_show[10:])).numpy()])
+    res["vae_grid_png"] = save_image_grid(grid, out / "vae_samples_reconstructions.png", nrow=10,
+                                          title="VAE: samples z ~ N(0, I); held-out digits and their reconstructions",
+                                          row_labels=["sample"] * 3 + ["held-out", "recon."] * 2)
     recon_all = vae.reconstruct(Tensor(data["X_test"])).numpy()
     res["vae_recon_mse"] = float(np.mean((recon_all - data["X_test"]) ** 2))
 
@@ -151,6 +147,11 @@ def _vae_part(data: dict, epochs: int, cvae_epochs: int, classifier: Any, out: P
     requested = np.repeat(np.arange(10), 100)
     res["cvae_check"] = classifier_check(classifier, cvae.generate(requested), requested=requested)
     rows = np.repeat(np.arange(10), 10)
+    res["vae_elbo_plot"] = plot_learning_curves(
+        {"train_VAE ELBO (nats/image)": hist["train_elbo"], "val_VAE ELBO (nats/image)": hist["val_elbo"],
+         "train_conditional VAE ELBO (nats/image)": chist["train_elbo"],
+         "val_conditional VAE ELBO (nats/image)": chist["val_elbo"]},
+        out / "vae_elbo.png", title="ELBO per epoch on the digits (validation: held-out images)")
     res["cvae_png"] = save_image_grid(cvae.generate(rows), out / "cvae_digits.png", nrow=10,
                                       title="conditional VAE: digit asked for, one row each",
                                       row_labels=[str(d) for d in range(10)])
@@ -289,8 +290,7 @@ def results_markdown(res: dict[str, Any]) -> dict[str, str]:
             f"error of the VAE's reconstructions E[x | z = mu(x)]: {res['vae_recon_mse']:.4f}.\n\n"
             + table + "\n\n" + check_note + "\n\n" + checks + "\n\n"
             f"![held-out ELBO per epoch]({_rel(res['vae_elbo_plot'])})\n"
-            f"![VAE samples]({_rel(res['vae_samples_png'])})\n"
-            f"![held-out digits and reconstructions]({_rel(res['vae_recon_png'])})\n"
+            f"![VAE samples, held-out digits and reconstructions]({_rel(res['vae_grid_png'])})\n"
             f"![conditional VAE, one row per digit]({_rel(res['cvae_png'])})"
         )
     if "dae_history" in res:

@@ -79,7 +79,7 @@ def save_image_grid(images: Any, path: str | os.PathLike, nrow: int = 8, title: 
     except ImportError as exc:
         raise ImportError("minidl.generative.plots needs matplotlib (pip install matplotlib)") from exc
     cols = min(nrow, arr.shape[0])
-    label_room = 0.5 if row_labels is not None else 0.0
+    label_room = 0.25 + 0.08 * max(len(str(label)) for label in row_labels) if row_labels else 0.0
     fig = Figure(figsize=(cols * cell_inches + label_room + 0.2, n_rows * cell_inches + (0.45 if title else 0.15)),
                  dpi=100)
     FigureCanvasAgg(fig)

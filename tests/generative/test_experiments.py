@@ -39,7 +39,7 @@ def _fake_results():
         "classifier_accuracy": 0.97, "real_check": {"confident": 0.95, "classes": 10, "top_class": 0.11},
         "vae_history": {"train_elbo": [-40.0, -30.0], "val_elbo": [-35.0, -29.5]}, "vae_final_elbo": -29.25,
         "vae_seconds": 3.0, "vae_prior_check": check, "vae_recon_mse": 0.01, "vae_elbo_plot": "/x/vae_elbo.png",
-        "vae_samples_png": "/x/vae_samples.png", "vae_recon_png": "/x/vae_reconstructions.png",
+        "vae_grid_png": "/x/vae_samples_reconstructions.png",
         "cvae_history": {"train_elbo": [-38.0, -28.0], "val_elbo": [-33.0, -27.0]}, "cvae_final_elbo": -27.5,
         "cvae_seconds": 4.0, "cvae_png": "/x/cvae_digits.png",
         "cvae_check": {**check, "as_requested": 0.9, "confident_as_requested": 0.6},
