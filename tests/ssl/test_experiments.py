@@ -7,7 +7,7 @@ import pytest
 import minidl
 from minidl.data import load_digits
 from minidl.ssl.encoders import DigitEncoder
-from minidl.ssl.experiments import labelled_split, main, results_markdown, train_from_scratch
+from minidl.ssl.experiments import labelled_split, main, results_markdown, train_end_to_end
 
 
 def test_labelled_split_is_stratified_disjoint_and_seeded():
@@ -25,21 +25,23 @@ def test_labelled_split_is_stratified_disjoint_and_seeded():
     assert not np.array_equal(labelled_split(X, y, 0.05, 0.25, seed=4)["X_labelled"], s["X_labelled"])
 
 
-def test_train_from_scratch_learns_from_few_labels():
+def test_training_from_scratch_learns_from_few_labels():
     X, y = load_digits()
     s = labelled_split(X, y, 0.1, 0.25, seed=0)
     minidl.manual_seed(0)
-    acc = train_from_scratch(DigitEncoder(width=8, feature_dim=32), s["X_labelled"], s["y_labelled"],
+    acc = train_end_to_end(DigitEncoder(width=8, feature_dim=32), s["X_labelled"], s["y_labelled"],
                              s["X_test"], s["y_test"], steps=40)
     assert acc > 0.5  # chance is 0.1
 
 
-def test_results_table_reports_mean_spread_and_gain():
-    rows = {"scratch (encoder trained on the 5% only)": {"probe": [0.8, 0.9]},
-            "SimCLR + linear probe": {"probe": [0.9, 0.92], "knn": [0.85, 0.86], "seconds": [10.0, 12.0]}}
+def test_results_table_reports_mean_spread_and_paired_gain():
+    rows = {"scratch (encoder trained on the 5% only)": {"end_to_end": [0.8, 0.9], "seconds": [3.0, 5.0]},
+            "SimCLR": {"probe": [0.9, 0.92], "knn": [0.85, 0.86], "end_to_end": [0.85, 0.94],
+                       "seconds": [10.0, 12.0]}}
     md = results_markdown(rows, [0, 1], epochs=5, n_labelled=69, k=5)
-    assert "| SimCLR + linear probe | 91.0 ± 1.4 | 85.5 ± 0.7 | +6.0 | 11 ± 1 |" in md
-    assert "| scratch (encoder trained on the 5% only) | 85.0 ± 7.1 | - | - | - |" in md
+    # gains are paired by seed: probe - scratch = (+10, +2) -> +6.0 ± 5.7; end to end (+5, +4) -> +4.5 ± 0.7
+    assert "| SimCLR | 91.0 ± 1.4 | 90.0 / 92.0 | +6.0 ± 5.7 | 85.5 ± 0.7 | 89.5 ± 6.4 | +4.5 ± 0.7 | 11 ± 1 |" in md
+    assert "| scratch (encoder trained on the 5% only) | - | - | - | - | 85.0 ± 7.1 | - | 4 ± 1 |" in md
 
 
 def test_command_line_help_and_bad_options(capsys):
