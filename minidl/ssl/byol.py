@@ -19,11 +19,10 @@ from ..functional.shape import concat
 from ..nn import Module, Sequential
 from ..tensor import Tensor
 from .augment import TwoViews
-from .encoders import prediction_head, projection_head
+from .encoders import feature_dim_of, prediction_head, projection_head
 from .losses import byol_loss
 from .momentum import cosine_momentum, ema_update_, momentum_copy
 from .pretraining import as_images, run_pretraining
-from .simclr import _feature_dim
 
 __all__ = ["BYOL", "pretrain"]
 
@@ -44,7 +43,7 @@ class BYOL(Module):
         if not 0.0 <= base_momentum <= 1.0:
             raise ValueError(f"BYOL: base_momentum must be in [0, 1], got {base_momentum}")
         self.encoder = encoder
-        self.online = Sequential(encoder, projection_head(_feature_dim(encoder, "BYOL"), hidden_dim, projection_dim))
+        self.online = Sequential(encoder, projection_head(feature_dim_of(encoder, "BYOL"), hidden_dim, projection_dim))
         self.predictor = prediction_head(projection_dim, hidden_dim)
         self.target = momentum_copy(self.online)
         self.base_momentum = float(base_momentum)

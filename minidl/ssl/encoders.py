@@ -9,9 +9,10 @@ prediction head on the online branch only.
 from __future__ import annotations
 
 from .. import nn
+from ..nn import Module
 from ..tensor import Tensor
 
-__all__ = ["DigitEncoder", "projection_head", "prediction_head"]
+__all__ = ["DigitEncoder", "projection_head", "prediction_head", "feature_dim_of"]
 
 
 class DigitEncoder(nn.Module):
@@ -54,6 +55,16 @@ class DigitEncoder(nn.Module):
             raise ValueError(f"DigitEncoder: expected images (N, {', '.join(map(str, expected))}), got shape "
                              f"{tuple(x.shape)}")
         return self.features(x)
+
+
+def feature_dim_of(encoder: Module, op: str) -> int:
+    """``encoder.feature_dim``, the width of its output features, which the heads need;
+    a clear error (naming ``op``) when the encoder does not declare it."""
+    dim = getattr(encoder, "feature_dim", None)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"{op}: the encoder must have an integer attribute feature_dim (the size of "
+                         f"its output features), got {dim!r}")
+    return dim
 
 
 def _check_dims(op: str, **dims: int) -> None:

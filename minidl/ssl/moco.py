@@ -26,11 +26,10 @@ from ..functional.shape import concat
 from ..nn import Module, Sequential
 from ..tensor import Tensor
 from .augment import TwoViews
-from .encoders import projection_head
+from .encoders import feature_dim_of, projection_head
 from .losses import info_nce
 from .momentum import ema_update_, momentum_copy
 from .pretraining import as_images, run_pretraining
-from .simclr import _feature_dim
 
 __all__ = ["KeyQueue", "MoCo", "pretrain"]
 
@@ -90,7 +89,7 @@ class MoCo(Module):
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"MoCo: momentum must be in [0, 1], got {momentum}")
         self.encoder = encoder
-        self.query_net = Sequential(encoder, projection_head(_feature_dim(encoder, "MoCo"), hidden_dim,
+        self.query_net = Sequential(encoder, projection_head(feature_dim_of(encoder, "MoCo"), hidden_dim,
                                                              projection_dim, batch_norm=False))
         self.key_net = momentum_copy(self.query_net)
         self.queue = KeyQueue(queue_size, projection_dim, seed)

@@ -15,7 +15,7 @@ from ..functional.shape import concat
 from ..nn import Module
 from ..tensor import Tensor
 from .augment import TwoViews
-from .encoders import projection_head
+from .encoders import feature_dim_of, projection_head
 from .losses import nt_xent
 from .pretraining import as_images, run_pretraining
 
@@ -35,21 +35,13 @@ class SimCLR(Module):
                  temperature: float = 0.5) -> None:
         super().__init__()
         self.encoder = encoder
-        self.projector = projection_head(_feature_dim(encoder, "SimCLR"), hidden_dim, projection_dim)
+        self.projector = projection_head(feature_dim_of(encoder, "SimCLR"), hidden_dim, projection_dim)
         self.temperature = float(temperature)
 
     def forward(self, view1: Tensor, view2: Tensor) -> Tensor:
         n = view1.shape[0]
         z = self.projector(self.encoder(concat([view1, view2], axis=0)))
         return nt_xent(z[:n], z[n:], self.temperature)
-
-
-def _feature_dim(encoder: Module, op: str) -> int:
-    dim = getattr(encoder, "feature_dim", None)
-    if not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"{op}: the encoder must have an integer attribute feature_dim (the size of "
-                         f"its output features), got {dim!r}")
-    return dim
 
 
 def pretrain(encoder: Module, unlabeled_data: Any, epochs: int = 30, batch_size: int = 256, lr: float = 2e-3,

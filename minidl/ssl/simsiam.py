@@ -16,10 +16,9 @@ from ..functional.shape import concat
 from ..nn import Module
 from ..tensor import Tensor
 from .augment import TwoViews
-from .encoders import prediction_head, projection_head
+from .encoders import feature_dim_of, prediction_head, projection_head
 from .losses import simsiam_loss
 from .pretraining import as_images, run_pretraining
-from .simclr import _feature_dim
 
 __all__ = ["SimSiam", "pretrain"]
 
@@ -37,7 +36,7 @@ class SimSiam(Module):
                  predictor_dim: int = 16) -> None:
         super().__init__()
         self.encoder = encoder
-        self.projector = projection_head(_feature_dim(encoder, "SimSiam"), hidden_dim, projection_dim)
+        self.projector = projection_head(feature_dim_of(encoder, "SimSiam"), hidden_dim, projection_dim)
         self.predictor = prediction_head(projection_dim, predictor_dim)
 
     def forward(self, view1: Tensor, view2: Tensor) -> Tensor:

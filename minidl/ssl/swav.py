@@ -22,10 +22,9 @@ from ..functional.shape import concat
 from ..nn import Linear, Module
 from ..tensor import Tensor
 from .augment import TwoViews
-from .encoders import projection_head
+from .encoders import feature_dim_of, projection_head
 from .losses import swav_loss
 from .pretraining import as_images, run_pretraining
-from .simclr import _feature_dim
 
 __all__ = ["SwAV", "pretrain"]
 
@@ -46,7 +45,7 @@ class SwAV(Module):
                  freeze_prototypes_steps: int = 0) -> None:
         super().__init__()
         self.encoder = encoder
-        self.projector = projection_head(_feature_dim(encoder, "SwAV"), hidden_dim, projection_dim)
+        self.projector = projection_head(feature_dim_of(encoder, "SwAV"), hidden_dim, projection_dim)
         self.prototypes = Linear(projection_dim, num_prototypes, bias=False)
         self.temperature, self.epsilon = float(temperature), float(epsilon)
         self.sinkhorn_iters = int(sinkhorn_iters)
