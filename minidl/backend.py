@@ -179,6 +179,20 @@ def erf(x: Any) -> Any:
     return scipy_erf(x)
 
 
+def scatter_add(target: Any, index: Any, values: Any) -> None:
+    """``target[index] += values`` in place, with repeated indices accumulating.
+
+    NumPy spells it ``np.add.at``; CuPy spells it ``cupyx.scatter_add`` (``cupy.add.at``
+    exists only in recent CuPy releases). ``index`` is anything ``target[index]`` accepts.
+    """
+    if cupy is not None and isinstance(target, cupy.ndarray):
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+    else:
+        np.add.at(target, index, values)
+
+
 _default_dtype = np.dtype(np.float32)
 
 

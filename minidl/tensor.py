@@ -20,9 +20,13 @@ def _as_array_like(x: Any, ref: "Tensor | None" = None):
     """Turn a Python number or array-like into an array for an op whose other operand is ``ref``.
 
     Python numbers take ``ref``'s floating dtype (so ``x * 2`` stays float32), or the default
-    float dtype for a float meeting an integer tensor; arrays are kept as they are.
+    float dtype for a float meeting an integer tensor; arrays are kept as they are. A NumPy
+    scalar (or 0-d array) meeting a GPU tensor is a number, not an array on another device:
+    it joins ``ref`` on the GPU (as a 0-d CPU tensor does in PyTorch).
     """
     if isinstance(x, (_ndarray, np.generic)):
+        if ref is not None and np.ndim(x) == 0 and type(ref.data) is not _ndarray:
+            return backend.get_array_module(ref.data).asarray(x)
         return np.asarray(x)
     if backend.cupy is not None and isinstance(x, backend.cupy.ndarray):
         return x
@@ -281,7 +285,7 @@ class Tensor:
     def __setitem__(self, key, value):
         if self.requires_grad and _autograd.is_grad_enabled():
             raise RuntimeError("in-place assignment to a tensor that requires grad; wrap it in minidl.no_grad()")
-        self.data[_shape.unwrap_key(key)] = value.data if isinstance(value, Tensor) else value
+        self.data[_shape.unwrap_key(key, self.data)] = value.data if isinstance(value, Tensor) else value
 
     def _compare(self, other, op):
         other = other.data if isinstance(other, Tensor) else _as_array_like(other, self)

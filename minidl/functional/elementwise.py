@@ -400,12 +400,13 @@ class Clip(Function):
 
     def backward(self, gy):
         x = self.inputs[0].data
-        mask = np.True_
+        xp = backend.get_array_module(x)
+        inside = xp.ones(x.shape, dtype=bool)
         if self.lo is not None:
-            mask = mask & (x >= self.lo)
+            inside &= x >= self.lo
         if self.hi is not None:
-            mask = mask & (x <= self.hi)
-        return gy * _constant(backend.get_array_module(x).asarray(mask, dtype=x.dtype))
+            inside &= x <= self.hi
+        return gy * _constant(inside.astype(x.dtype))
 
 
 def clip(x, min=None, max=None) -> Tensor:
@@ -487,7 +488,14 @@ class Where(Function):
 def where(cond, a, b) -> Tensor:
     """Pick from ``a`` where ``cond`` is true, else from ``b`` (all broadcast together)."""
     c = cond.data if isinstance(cond, Tensor) else cond
-    return Where(backend.get_array_module(c).asarray(c, dtype=bool))(a, b)
+    c = backend.get_array_module(c).asarray(c, dtype=bool)
+    operands = [t.data for t in (a, b) if isinstance(t, Tensor)]
+    if operands and backend.get_array_module(operands[0]) is not backend.get_array_module(c):
+        raise RuntimeError(
+            f"where: the condition is on {backend.device_of(c)} but the values are on "
+            f"{backend.device_of(operands[0])}; move the condition with .to(device)"
+        )
+    return Where(c)(a, b)
 
 
 # --------------------------------------------------------------------------- dtype, device

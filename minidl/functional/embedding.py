@@ -8,23 +8,11 @@ whose backward is the lookup again, so gradients of gradients work.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor, _new_tensor
 
 __all__ = ["embedding"]
-
-
-def _scatter_add(xp, target, index, values) -> None:
-    """target[index[k]] += values[k] for every k, repeated indices accumulating."""
-    if xp is np:
-        np.add.at(target, index, values)
-    else:
-        import cupyx  # only reached with CuPy arrays
-
-        cupyx.scatter_add(target, index, values)
 
 
 class Embedding(Function):
@@ -52,7 +40,7 @@ class EmbeddingGrad(Function):
         xp = backend.get_array_module(g)
         d = g.shape[-1]
         gw = xp.zeros((self.num, d), dtype=g.dtype)
-        _scatter_add(xp, gw, self.indices.reshape(-1), g.reshape(-1, d))
+        backend.scatter_add(gw, self.indices.reshape(-1), g.reshape(-1, d))
         if self.padding_idx is not None:
             gw[self.padding_idx] = 0
         return gw

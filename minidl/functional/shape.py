@@ -148,14 +148,25 @@ def broadcast_to(x: Tensor, *shape) -> Tensor:
 
 # --------------------------------------------------------------------------- indexing
 
-def unwrap_key(key: Any) -> Any:
-    """Replace Tensors inside an index by their arrays."""
+def unwrap_key(key: Any, like: Any = None) -> Any:
+    """Replace Tensors inside an index by their arrays.
+
+    With ``like`` (the array being indexed) on a GPU, index arrays given as NumPy arrays or
+    lists are copied to its device: CuPy indexes only with CuPy arrays.
+    """
     if isinstance(key, Tensor):
-        return key.data
+        key = key.data
+    elif isinstance(key, tuple):
+        key = tuple(k.data if isinstance(k, Tensor) else k for k in key)
+    elif isinstance(key, list):
+        key = np.asarray(key)
+    if like is None or isinstance(like, np.ndarray):
+        return key
+    device = backend.device_of(like)
+    if isinstance(key, np.ndarray):
+        return backend.to_device(key, device)
     if isinstance(key, tuple):
-        return tuple(k.data if isinstance(k, Tensor) else k for k in key)
-    if isinstance(key, list):
-        return np.asarray(key)
+        return tuple(backend.to_device(k, device) if isinstance(k, np.ndarray) else k for k in key)
     return key
 
 
@@ -193,10 +204,8 @@ class GetItemGrad(Function):
         out = xp.zeros(self.shape, dtype=self.dtype)
         if _is_basic(self.key):
             out[self.key] = g
-        elif xp is np:
-            np.add.at(out, self.key, g)
         else:
-            xp.add.at(out, self.key, g)
+            backend.scatter_add(out, self.key, g)
         return out
 
     def backward(self, gy):
@@ -205,7 +214,7 @@ class GetItemGrad(Function):
 
 def getitem(x: Tensor, key: Any) -> Tensor:
     """x[key]: slices, integers, None, Ellipsis, integer arrays, boolean masks."""
-    return GetItem(unwrap_key(key))(x)
+    return GetItem(unwrap_key(key, x.data if isinstance(x, Tensor) else x))(x)
 
 
 class Concat(Function):
