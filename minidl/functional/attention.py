@@ -76,13 +76,16 @@ def attention(query: Tensor, key: Tensor, value: Tensor, mask: Any = None, dropo
                 f"attention scores of shape {scores.shape} (batch..., L queries, S keys)"
             ) from None
         # A query whose keys are all blocked would get 0/0; it gets zero weights instead.
+        # On the host, skip that work when no query is dead; on a GPU, asking would cost a
+        # device-to-host sync per call, so the (cheap, mask-sized) fix is always applied.
         xp = backend.get_array_module(_array(mask))
         dead = xp.isneginf(_array(mask)).all(axis=-1, keepdims=True)
-        if dead.any():
+        any_dead = bool(dead.any()) if xp is np else True
+        if any_dead:
             mask = where(dead, xp.zeros((), dtype=scores.dtype), mask)
         scores = scores + mask
     weights = softmax(scores, axis=-1)
-    if mask is not None and dead.any():
+    if mask is not None and any_dead:
         weights = weights * (~dead).astype(weights.dtype)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True)

@@ -188,10 +188,11 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     f = _Normalize(axes, param_shape, axes, eps, weight is not None, bias is not None)
     y = f(x, *_params(weight, bias))
     if training and running_mean is not None:
-        m = float(momentum)
+        rm, rv = running_mean.data, running_var.data
+        # momentum may be a 0-d array on the device (BatchNorm's cumulative average)
+        m = momentum if isinstance(momentum, (int, float)) else backend.get_array_module(rm).asarray(momentum, rm.dtype)
         batch_mean = f.mu.reshape(c)
         batch_var = f.var.reshape(c) * (n / (n - 1))
-        rm, rv = running_mean.data, running_var.data
         rm[...] = (1.0 - m) * rm + m * batch_mean.astype(rm.dtype, copy=False)
         rv[...] = (1.0 - m) * rv + m * batch_var.astype(rv.dtype, copy=False)
     return y

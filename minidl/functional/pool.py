@@ -14,8 +14,6 @@ so gradients of gradients work.  The arithmetic runs in the kernel path chosen b
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .. import backend, config
 from ..autograd import Function
 from ..kernels.window import conv_output_hw, pair
@@ -177,13 +175,14 @@ def avg_pool2d(
 
 
 def _bin_means(in_size: int, out_size: int, xp, dtype):
-    """(out_size, in_size) matrix whose row i averages input [floor(i*in/out), ceil((i+1)*in/out))."""
-    rows = np.zeros((out_size, in_size))
-    for i in range(out_size):
-        start = (i * in_size) // out_size
-        stop = -((-(i + 1) * in_size) // out_size)
-        rows[i, start:stop] = 1.0 / (stop - start)
-    return xp.asarray(rows, dtype=dtype)
+    """(out_size, in_size) matrix whose row i averages input [floor(i*in/out), ceil((i+1)*in/out)),
+    built on ``xp``'s device."""
+    i = xp.arange(out_size).reshape(-1, 1)
+    j = xp.arange(in_size).reshape(1, -1)
+    start = (i * in_size) // out_size
+    stop = -((-(i + 1) * in_size) // out_size)
+    inside = (j >= start) & (j < stop)
+    return (inside / (stop - start)).astype(dtype)
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple) -> Tensor:

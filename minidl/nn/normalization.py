@@ -87,8 +87,8 @@ class _BatchNorm(Module):
             )
         momentum = 0.0 if self.momentum is None else self.momentum
         counting = self.training and self.track_running_stats
-        if counting and self.momentum is None:
-            momentum = 1.0 / (float(self.num_batches_tracked.data) + 1.0)
+        if counting and self.momentum is None:  # cumulative average, kept on the device (no sync)
+            momentum = 1.0 / (self.num_batches_tracked.data + 1.0)
         use_batch_stats = self.training or not self.track_running_stats
         y = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                        training=use_batch_stats, momentum=momentum, eps=self.eps)

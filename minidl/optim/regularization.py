@@ -109,10 +109,11 @@ def clip_grad_norm_(
             f"clip_grad_norm_: the total {norm_type}-norm of the gradients is {float(total)}; "
             "pass error_if_nonfinite=False to clip anyway"
         )
-    coef = min(float(max_norm) / (float(total) + 1e-6), 1.0)
+    # The factor stays on the device: float(total) would sync the GPU on every step.
+    coef = xp.minimum(float(max_norm) / (total + 1e-6), 1.0)
     for p in plist:
         if p.grad is not None:
-            p.grad.data *= coef
+            p.grad.data *= coef.astype(p.grad.data.dtype, copy=False)
     return Tensor(xp.asarray(total))
 
 
