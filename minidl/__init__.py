@@ -38,3 +38,12 @@ from . import config, nn, optim  # noqa: E402  (minidl.nn, minidl.optim after a 
 float32, float64, int64, int32, bool_ = "float32", "float64", "int64", "int32", "bool"
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # minidl.inference_mode / minidl.predict live in minidl.deploy, imported on first use.
+    if name in ("inference_mode", "predict"):
+        from .deploy import inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module 'minidl' has no attribute {name!r}")

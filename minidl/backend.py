@@ -232,7 +232,38 @@ class _RNG:
         return self._cupy
 
 
+    def get_state(self) -> tuple:
+        return (self._seed, self.numpy, self._cupy)
+
+    def set_state(self, state: tuple) -> None:
+        self._seed, self.numpy, self._cupy = state
+
+
 rng = _RNG(0)
+
+
+class fork_rng:
+    """Run a block with minidl's generators reseeded by ``seed``, then restore them exactly,
+    so that the block (say, fitting an ensemble member) leaves the caller's random stream
+    untouched. ``seed=None`` forks without reseeding (the block's draws are still undone).
+    """
+
+    def __init__(self, seed: int | None = None):
+        self.seed = seed
+
+    def __enter__(self):
+        self.saved = rng.get_state()
+        if self.seed is not None:
+            rng.seed(int(self.seed))
+        else:
+            import copy
+
+            rng.set_state(copy.deepcopy(self.saved))
+        return self
+
+    def __exit__(self, *exc):
+        rng.set_state(self.saved)
+        return False
 
 
 def manual_seed(seed: int) -> None:

@@ -67,3 +67,16 @@ def test_default_dtype_can_be_switched_to_float64():
         backend.set_default_dtype("float32")
     with pytest.raises(TypeError):
         backend.set_default_dtype("int32")
+
+
+def test_fork_rng_restores_the_callers_stream():
+    minidl.manual_seed(3)
+    expected = [minidl.randn(2).numpy() for _ in range(2)]
+    minidl.manual_seed(3)
+    first = minidl.randn(2).numpy()
+    with backend.fork_rng(99):
+        inside = minidl.randn(2).numpy()
+    second = minidl.randn(2).numpy()
+    np.testing.assert_array_equal(first, expected[0])
+    np.testing.assert_array_equal(second, expected[1])
+    assert not np.array_equal(inside, expected[1])

@@ -87,13 +87,8 @@ def seeded(seed: int | None) -> Iterator[None]:
     if seed is None:
         yield
         return
-    rng = backend.rng
-    saved = (rng._seed, rng.numpy, rng._cupy)
-    backend.manual_seed(int(seed))
-    try:
+    with backend.fork_rng(int(seed)):
         yield
-    finally:
-        rng._seed, rng.numpy, rng._cupy = saved
 
 
 def member_seeds(random_state: int | np.random.Generator | None, n: int) -> list[int]:
