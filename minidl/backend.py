@@ -272,5 +272,22 @@ def manual_seed(seed: int) -> None:
 
 
 def random_generator(xp=np):
-    """The seeded generator for array module ``xp`` (numpy or cupy)."""
+    """The seeded generator for array module ``xp`` (numpy or cupy).
+
+    Only the methods both libraries' Generators share are safe to call on it: ``random``,
+    ``standard_normal``, ``uniform``, ``integers`` (CuPy's has no ``normal``,
+    ``permutation``, ``choice`` or ``shuffle``: use ``loc + scale * standard_normal(...)``
+    and ``random(n).argsort()``).
+    """
     return rng.for_module(xp)
+
+
+def random_floats(gen: Any, kind: str, shape: tuple, dtype: Any) -> Any:
+    """``gen.random(shape)`` (``kind="random"``) or ``gen.standard_normal(shape)`` drawn
+    directly in ``dtype`` when the generator supports it (float32/float64), which spares a
+    float64 temporary on the GPU; other dtypes are drawn in float64 and cast."""
+    dtype = np.dtype(dtype)
+    draw = gen.random if kind == "random" else gen.standard_normal
+    if dtype in (np.float32, np.float64):
+        return draw(shape, dtype=dtype)
+    return draw(shape).astype(dtype)

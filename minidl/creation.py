@@ -93,16 +93,14 @@ def full_like(x: Tensor, fill_value: float, dtype: Any = None) -> Tensor:
 def randn(*shape, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False) -> Tensor:
     """Standard normal samples from minidl's seeded generator."""
     xp = backend.array_module_for(device)
-    g = backend.random_generator(xp)
-    data = g.standard_normal(_shape(shape)).astype(_float_dtype(dtype))
+    data = backend.random_floats(backend.random_generator(xp), "normal", _shape(shape), _float_dtype(dtype))
     return Tensor(data, requires_grad=requires_grad)
 
 
 def rand(*shape, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False) -> Tensor:
     """Uniform [0, 1) samples from minidl's seeded generator."""
     xp = backend.array_module_for(device)
-    g = backend.random_generator(xp)
-    data = g.random(_shape(shape)).astype(_float_dtype(dtype))
+    data = backend.random_floats(backend.random_generator(xp), "random", _shape(shape), _float_dtype(dtype))
     return Tensor(data, requires_grad=requires_grad)
 
 

@@ -105,6 +105,8 @@ def _collate(samples: list, to_tensor: bool, path: str = "sample") -> Any:
                      for i in range(n))
     if isinstance(first, (str, bytes)):
         return list(samples)            # strings are passed through as a list
+    if to_tensor and _on_one_gpu(samples):
+        return _stack_on_device(samples, path)
     arrays = []
     for s in samples:
         if hasattr(s, "numpy") and not isinstance(s, np.ndarray):   # a minidl Tensor
@@ -125,6 +127,35 @@ def _collate(samples: list, to_tensor: bool, path: str = "sample") -> Any:
                          f"{sorted(shapes)}; samples of a batch must share one shape")
     batch = _canonical_dtype(np.stack(arrays))
     return _tensor(batch) if to_tensor else batch
+
+
+def _on_one_gpu(samples: list) -> bool:
+    """True when every sample is a minidl Tensor on the same GPU."""
+    from ..backend import device_of
+    from ..tensor import Tensor
+
+    if not all(isinstance(s, Tensor) for s in samples):
+        return False
+    devices = {device_of(s.data) for s in samples}
+    return len(devices) == 1 and next(iter(devices)).type != "cpu"
+
+
+def _stack_on_device(samples: list, path: str):
+    """Stack GPU Tensors where they live (no round trip through the host)."""
+    from ..backend import get_array_module
+    from ..tensor import Tensor
+
+    shapes = {s.shape for s in samples}
+    if len(shapes) != 1:
+        raise ValueError(f"DataLoader collate: cannot stack {path} of different shapes "
+                         f"{sorted(shapes)}; samples of a batch must share one shape")
+    xp = get_array_module(samples[0].data)
+    batch = xp.stack([s.data for s in samples])
+    if batch.dtype.kind == "f" and batch.dtype != np.float64:
+        batch = batch.astype(np.float32, copy=False)
+    elif batch.dtype.kind in "iu":
+        batch = batch.astype(np.int64, copy=False)
+    return Tensor(batch)
 
 
 def _convert_batch(batch: Any, to_tensor: bool) -> Any:

@@ -24,7 +24,9 @@ class Dropout(Function):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        keep = backend.random_generator(xp).random(self.mask_shape) >= self.p
+        u = backend.random_floats(backend.random_generator(xp), "random", self.mask_shape,
+                                  x.dtype if x.dtype.kind == "f" else backend.default_dtype())
+        keep = u >= self.p
         scale = 0.0 if self.p >= 1.0 else 1.0 / (1.0 - self.p)
         self.mask = keep.astype(x.dtype) * x.dtype.type(scale)
         return x * self.mask

@@ -68,11 +68,11 @@ def embedding(indices, weight: Tensor, padding_idx: int | None = None) -> Tensor
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
     num = weight.shape[0]
-    if idx.size:
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= num:
-            bad = lo if lo < 0 else hi
-            raise IndexError(f"embedding: index {bad} is out of range for {num} embeddings (valid: 0..{num - 1})")
+    # One boolean leaves the device per call (a GPU gathers out-of-range rows silently).
+    outside = (idx < 0) | (idx >= num)
+    if idx.size and bool(outside.any()):
+        bad = int(idx[outside].ravel()[0])
+        raise IndexError(f"embedding: index {bad} is out of range for {num} embeddings (valid: 0..{num - 1})")
     if padding_idx is not None:
         if not -num <= padding_idx < num:
             raise ValueError(f"embedding: padding_idx {padding_idx} is out of range for {num} embeddings")
