@@ -105,7 +105,8 @@ class BaggingClassifier(ClassifierMixin, _Bagging):
         voting: ``"soft"`` (mean of probabilities) or ``"hard"`` (fraction of votes).
         epochs, lr, batch_size, weight_decay: each member's training (``fit_member``).
         standardize: scale features with the training set's mean and std.
-        n_jobs: train members in that many processes (joblib); None: in this process.
+        n_jobs: train members in that many processes (joblib); None: in this process;
+            "mpi": split across the ranks of an `mpirun` launch, every rank gets all members.
         random_state: seeds the bootstrap samples and every member (init and batch order).
         verbose: a progress bar over members.
 

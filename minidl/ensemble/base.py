@@ -227,14 +227,26 @@ def softmax_np(z: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- parallel jobs
 
-def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], n_jobs: int | None = None,
+def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], n_jobs: int | str | None = None,
              progress: bool = False, desc: str = "members") -> list[Any]:
     """``[fn(*job) for job in jobs]``, in worker processes (joblib) when ``n_jobs`` is not
     None or 1, with a tqdm bar over finished jobs when ``progress``. Results keep the jobs'
     order. Each worker is a fresh process, so ``fn`` and its results must pickle (minidl
-    modules do)."""
+    modules do).
+
+    ``n_jobs="mpi"``: the same code under ``mpirun -n P``: rank r runs jobs r, r + P, ...,
+    and the results are gathered so that every rank ends with all of them, in order.
+    """
     from tqdm.auto import tqdm
 
+    if n_jobs == "mpi":
+        from ..distributed import get_comm
+
+        comm = get_comm()
+        mine = [fn(*job) for job in tqdm(jobs[comm.rank::comm.size], desc=desc,
+                                          disable=not (progress and comm.rank == 0), leave=False)]
+        gathered = comm.allgather(mine)
+        return [gathered[i % comm.size][i // comm.size] for i in range(len(jobs))]
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress, leave=False)
     try:
         if n_jobs in (None, 1) or len(jobs) <= 1:

@@ -3,6 +3,7 @@
 Modes:
   train OUT.npz   -- 2-process training, per-rank batch B; rank 0 saves the parameters
   mismatch        -- rank 1 builds a different model; each rank prints the error it gets
+  bagging         -- bagging members split across the ranks (n_jobs="mpi") vs one process
 """
 import sys
 
@@ -51,9 +52,24 @@ def mismatch(comm):
         print(f"rank {comm.rank}: RuntimeError: {e}")
 
 
+def bagging(comm):
+    from sklearn.datasets import load_breast_cancer
+
+    from minidl.ensemble import BaggingClassifier
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = X[:200], y[:200]
+    spread = BaggingClassifier(n_estimators=4, random_state=0, n_jobs="mpi").fit(X, y)
+    alone = BaggingClassifier(n_estimators=4, random_state=0).fit(X, y)
+    same = np.array_equal(spread.predict_proba(X), alone.predict_proba(X))
+    print(f"rank {comm.rank}: members {len(spread.estimators_)} identical {same}")
+
+
 if __name__ == "__main__":
     comm = get_comm()
     if sys.argv[1] == "train":
         train(comm, sys.argv[2])
+    elif sys.argv[1] == "bagging":
+        bagging(comm)
     else:
         mismatch(comm)

@@ -73,3 +73,10 @@ def test_distributed_demo_runs_under_mpirun(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 process(es)" in run.stdout and "test accuracy" in run.stdout
     assert (tmp_path / "lenet_distributed.npz").exists()
+
+
+def test_bagging_members_trained_on_separate_ranks_equal_one_process():
+    run = _mpirun("bagging")
+    assert run.returncode == 0, run.stdout + run.stderr
+    for rank in (0, 1):
+        assert f"rank {rank}: members 4 identical True" in run.stdout, run.stdout
