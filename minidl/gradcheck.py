@@ -290,7 +290,9 @@ def gradgradcheck(
         pairs = [(y, v) for y, v in zip(ys, vs) if y.requires_grad]
         grads = autograd_grad([y for y, _ in pairs], [xs[i] for i in checked], [v for _, v in pairs],
                               create_graph=True, allow_unused=True)
-        return tuple(g if g is not None else Tensor(np.zeros(xs[i].shape)) * 0.0 for i, g in zip(checked, grads))
+        # An input the function does not use has a zero gradient, on that input's device.
+        return tuple(g if g is not None else Tensor(backend.get_array_module(xs[i].data).zeros_like(xs[i].data))
+                     for i, g in zip(checked, grads))
 
     return gradcheck(first_derivative, tuple(inputs) + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol,
                      fast=fast, seed=seed)
