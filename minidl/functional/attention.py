@@ -44,7 +44,9 @@ def additive_attention_mask(mask: Any, true_means_masked: bool, like: Tensor, op
         return None
     if isinstance(mask, Tensor) and mask.dtype.kind == "f":
         return mask
-    arr = backend.to_device(_array(mask), backend.device_of(like.data))
+    arr = _array(mask)
+    if backend.get_array_module(arr) is not backend.get_array_module(like.data):
+        arr = backend.to_device(arr, backend.device_of(like.data))
     xp = backend.get_array_module(arr)
     arr = xp.asarray(arr)
     dtype = like.dtype
