@@ -81,7 +81,7 @@ def attention(query: Tensor, key: Tensor, value: Tensor, mask: Any = None, dropo
         # On the host, skip that work when no query is dead; on a GPU, asking would cost a
         # device-to-host sync per call, so the (cheap, mask-sized) fix is always applied.
         xp = backend.get_array_module(_array(mask))
-        dead = xp.isneginf(_array(mask)).all(axis=-1, keepdims=True)
+        dead = (_array(mask) == -math.inf).all(axis=-1, keepdims=True)  # (isneginf: CuPy >= 13 only)
         any_dead = bool(dead.any()) if xp is np else True
         if any_dead:
             mask = where(dead, xp.zeros((), dtype=scores.dtype), mask)

@@ -176,6 +176,11 @@ class Trainer:
             return Tensor(backend.to_device(x, self.device))
         if isinstance(x, dict):
             return {k: self._to_device(v) for k, v in x.items()}
+        if isinstance(x, (tuple, list)):          # several inputs: (tokens, mask), ...
+            moved = [self._to_device(v) for v in x]
+            if isinstance(x, list):
+                return moved
+            return type(x)(*moved) if hasattr(x, "_fields") else tuple(moved)  # namedtuples keep their type
         return x
 
     def _split(self, batch: Any, where: str) -> tuple[Any, Any]:
