@@ -266,3 +266,19 @@ def test_counter_sees_a_host_copy_planted_in_a_module_forward():
     y = minidl.tensor(rng.integers(0, 3, 6))
     with pytest.raises(AssertionError, match="host round trips"):
         _count_host_copies_in_a_step("cpu", Leaky(), (x,), lambda out: F.cross_entropy(out, y))
+
+
+def test_collate_keeps_samples_on_their_device(device):
+    """Samples that are Tensors on a device are batched there (no per-sample host copy)."""
+    from minidl.data import DataLoader
+
+    rng = np.random.default_rng(4)
+    xs = [minidl.tensor(rng.standard_normal(3), device=device) for _ in range(5)]   # float64 samples
+    ys = [minidl.tensor(np.int32(i % 2), device=device) for i in range(5)]
+    loader = DataLoader(list(zip(xs, ys)), batch_size=4)
+    with backend.count_host_transfers(include_host_arrays=False) as counter:
+        x, y = next(iter(loader))
+    assert counter.count == 0, counter.events
+    assert x.device == backend.Device(device) and y.device == backend.Device(device)
+    assert x.shape == (4, 3) and x.dtype == np.float64 and y.dtype == np.int64
+    np.testing.assert_array_equal(x.numpy(), np.stack([t.numpy() for t in xs[:4]]))

@@ -105,8 +105,9 @@ def _collate(samples: list, to_tensor: bool, path: str = "sample") -> Any:
                      for i in range(n))
     if isinstance(first, (str, bytes)):
         return list(samples)            # strings are passed through as a list
-    if to_tensor and _on_one_gpu(samples):
-        return _stack_on_device(samples, path)
+    gpu = _gpu_arrays(samples) if to_tensor else None
+    if gpu is not None:
+        return _stack_on_device(gpu, path)
     arrays = []
     for s in samples:
         if hasattr(s, "numpy") and not isinstance(s, np.ndarray):   # a minidl Tensor
@@ -129,33 +130,31 @@ def _collate(samples: list, to_tensor: bool, path: str = "sample") -> Any:
     return _tensor(batch) if to_tensor else batch
 
 
-def _on_one_gpu(samples: list) -> bool:
-    """True when every sample is a minidl Tensor on the same GPU."""
-    from ..backend import device_of
+def _gpu_arrays(samples: list) -> list | None:
+    """The arrays of the samples when every one is a GPU array or a Tensor on one GPU, else None."""
+    from ..backend import device_of, get_array_module
     from ..tensor import Tensor
 
-    if not all(isinstance(s, Tensor) for s in samples):
-        return False
-    devices = {device_of(s.data) for s in samples}
-    return len(devices) == 1 and next(iter(devices)).type != "cpu"
+    arrays = [s.data if isinstance(s, Tensor) else s for s in samples]
+    if any(get_array_module(a) is np for a in arrays):
+        return None
+    if len({device_of(a) for a in arrays}) != 1:
+        return None
+    return arrays
 
 
-def _stack_on_device(samples: list, path: str):
-    """Stack GPU Tensors where they live (no round trip through the host)."""
+def _stack_on_device(arrays: list, path: str):
+    """Stack GPU arrays where they live (no round trip through the host), with the
+    collate's dtype rules."""
     from ..backend import get_array_module
     from ..tensor import Tensor
 
-    shapes = {s.shape for s in samples}
+    shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
         raise ValueError(f"DataLoader collate: cannot stack {path} of different shapes "
                          f"{sorted(shapes)}; samples of a batch must share one shape")
-    xp = get_array_module(samples[0].data)
-    batch = xp.stack([s.data for s in samples])
-    if batch.dtype.kind == "f" and batch.dtype != np.float64:
-        batch = batch.astype(np.float32, copy=False)
-    elif batch.dtype.kind in "iu":
-        batch = batch.astype(np.int64, copy=False)
-    return Tensor(batch)
+    batch = get_array_module(arrays[0]).stack(arrays)
+    return Tensor(_canonical_dtype(batch))
 
 
 def _convert_batch(batch: Any, to_tensor: bool) -> Any:
@@ -164,6 +163,9 @@ def _convert_batch(batch: Any, to_tensor: bool) -> Any:
         return {k: _convert_batch(v, to_tensor) for k, v in batch.items()}
     if isinstance(batch, (tuple, list)):
         return tuple(_convert_batch(v, to_tensor) for v in batch)
+    if to_tensor and _gpu_arrays([batch]) is not None:     # a batch already on the GPU stays there
+        from ..tensor import Tensor
+        return Tensor(_canonical_dtype(batch.data if isinstance(batch, Tensor) else batch))
     array = _canonical_dtype(np.ascontiguousarray(batch))
     return _tensor(array) if to_tensor else array
 
