@@ -152,7 +152,11 @@ def generator_loss(fake_logits: Tensor) -> Tensor:
 
 def critic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     """WGAN critic loss without the penalty, (N_real,), (N_fake,) -> scalar:
-    mean(D(G(z))) - mean(D(x)), minus the critic's estimate of the Wasserstein-1 distance."""
+
+        L = mean(D(G(z))) - mean(D(x))
+
+    i.e. the negative of the critic's estimate of the Wasserstein-1 distance (minimising L
+    maximises the estimate). dL/dD(x)_i = -1/N_real, dL/dD(G(z))_j = 1/N_fake."""
     real = _scores("critic_loss", real_scores, "real_scores")
     fake = _scores("critic_loss", fake_scores, "fake_scores")
     return fake.mean() - real.mean()
