@@ -2,3 +2,5 @@
 few-shot prototypical networks (``protonet.py``) and Deep CORAL domain adaptation (``coral.py``)."""
 from .finetune import *  # noqa: F401,F403
 from .torch_weights import *  # noqa: F401,F403
+from .protonet import *  # noqa: F401,F403
+from .coral import *  # noqa: F401,F403
