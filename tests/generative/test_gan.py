@@ -7,7 +7,6 @@ import pytest
 
 import minidl
 import minidl.functional as F
-from minidl import Tensor
 from minidl.generative.gan import (
     Discriminator, Generator, critic_loss, discriminator_loss, generator_loss, gradient_penalty, train_gan,
     train_wgan_gp, wasserstein_generator_loss,
