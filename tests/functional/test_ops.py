@@ -1,63 +1,109 @@
-"""Every op in the registry (tests/op_specs.py): forward against NumPy, gradcheck and
-gradgradcheck in float64 on hypothesis-drawn shapes, and forward/backward parity with PyTorch."""
+"""Every op in the registry (tests/op_specs.py): forward against NumPy (on every device, with
+the gradients on a GPU compared with the CPU's), gradcheck and gradgradcheck in float64 on
+hypothesis-drawn shapes, and forward/backward parity with PyTorch."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import minidl
-from tests.op_specs import SPEC_IDS, SPECS, draw_case, result_array, to_minidl
+from tests.op_specs import SPEC_IDS, SPECS, draw_case, result_array, to_minidl, to_torch
 
 torch = pytest.importorskip("torch")
 
-CASES = settings(max_examples=12, deadline=None, derandomize=True,
-                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 SEEDS = st.integers(0, 2**31 - 1)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
-@CASES
-@given(data=st.data(), seed=SEEDS)
-def test_forward_matches_numpy_reference(spec, device, data, seed):
-    arrays, kw = draw_case(spec, data, seed)
-    y = spec.fn(*to_minidl(arrays, device, requires_grad=False), **kw)
-    expected = spec.ref(*arrays, **kw)
-    assert y.shape == np.shape(expected)
-    np.testing.assert_allclose(result_array(y), expected, rtol=1e-12, atol=1e-12)
+def _cases(spec, default: int):
+    """Hypothesis settings for ``spec``: its own example count when it sets one."""
+    return settings(max_examples=default if spec.examples is None else min(spec.examples, default),
+                    deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
-@CASES
-@given(data=st.data(), seed=SEEDS)
-def test_gradcheck(spec, data, seed):
-    arrays, kw = draw_case(spec, data, seed)
-    xs = to_minidl(arrays)
-    assert minidl.gradcheck(lambda *t: spec.fn(*t, **kw), xs)
+def _specs(predicate=lambda s: True):
+    chosen = [s for s in SPECS if predicate(s)]
+    return pytest.mark.parametrize("spec", chosen, ids=[s.name for s in chosen])
 
 
-@pytest.mark.parametrize("spec", [s for s in SPECS if s.double], ids=[s.name for s in SPECS if s.double])
-@settings(max_examples=4, deadline=None, derandomize=True)
-@given(data=st.data(), seed=SEEDS)
-def test_gradgradcheck(spec, data, seed):
-    arrays, kw = draw_case(spec, data, seed)
-    xs = to_minidl(arrays)
-    assert minidl.gradgradcheck(lambda *t: spec.fn(*t, **kw), xs, fast=True)
-
-
-@pytest.mark.parametrize("spec", [s for s in SPECS if s.torch_fn], ids=[s.name for s in SPECS if s.torch_fn])
-@CASES
-@given(data=st.data(), seed=SEEDS)
-def test_matches_torch_forward_and_backward(spec, data, seed):
-    arrays, kw = draw_case(spec, data, seed)
-    xs = to_minidl(arrays)
-    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+def _gradients(spec, arrays, kw, device, seed):
+    """(output as NumPy, gradients of <g, y> w.r.t. the differentiable inputs as NumPy)."""
+    xs = to_minidl(arrays, device, spec=spec)
     y = spec.fn(*xs, **kw)
-    ty = spec.torch_fn(*ts, **kw)
-    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
     g = np.random.default_rng(seed).standard_normal(y.shape)
-    y.backward(minidl.tensor(g, dtype=np.float64))
-    ty.backward(torch.tensor(g, dtype=torch.float64))
-    for x, t in zip(xs, ts):
-        tg = np.zeros(x.shape) if t.grad is None else t.grad.numpy()
-        mg = np.zeros(x.shape) if x.grad is None else x.grad.numpy()
-        np.testing.assert_allclose(mg, tg, rtol=1e-9, atol=1e-12)
+    if y.requires_grad:
+        y.backward(minidl.tensor(g, dtype=np.float64, device=device))
+    return result_array(y), [None if x.grad is None else x.grad.numpy() for x in xs if x.requires_grad]
+
+
+@_specs()
+def test_forward_matches_numpy_reference(spec, device):
+    if device != "cpu" and "host_rng" in spec.tags:
+        pytest.skip("the reference draws its random mask from the host generator, which a GPU does not share")
+
+    @_cases(spec, 12)
+    @given(data=st.data(), seed=SEEDS)
+    def check(data, seed):
+        arrays, kw = draw_case(spec, data, seed)
+        y = spec.fn(*to_minidl(arrays, device, requires_grad=False, spec=spec), **kw)
+        expected = spec.ref(*arrays, **kw)
+        assert y.shape == np.shape(expected)
+        np.testing.assert_allclose(result_array(y), expected, rtol=spec.rtol, atol=spec.atol)
+        if device != "cpu":  # CPU/GPU parity of the backward pass too
+            y_dev, g_dev = _gradients(spec, arrays, kw, device, seed)
+            y_cpu, g_cpu = _gradients(spec, arrays, kw, "cpu", seed)
+            np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-10, atol=1e-12)
+            for a, b in zip(g_dev, g_cpu):
+                assert (a is None) == (b is None)
+                if a is not None:
+                    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+    check()
+
+
+@_specs(lambda s: s.grad and s.numeric)
+def test_gradcheck(spec):
+    @_cases(spec, 12)
+    @given(data=st.data(), seed=SEEDS)
+    def check(data, seed):
+        arrays, kw = draw_case(spec, data, seed)
+        xs = to_minidl(arrays, spec=spec)
+        assert minidl.gradcheck(lambda *t: spec.fn(*t, **kw), xs, fast=spec.fast)
+
+    check()
+
+
+@_specs(lambda s: s.grad and s.numeric and s.double)
+def test_gradgradcheck(spec):
+    @_cases(spec, 4)
+    @given(data=st.data(), seed=SEEDS)
+    def check(data, seed):
+        arrays, kw = draw_case(spec, data, seed)
+        xs = to_minidl(arrays, spec=spec)
+        assert minidl.gradgradcheck(lambda *t: spec.fn(*t, **kw), xs, fast=True)
+
+    check()
+
+
+@_specs(lambda s: s.torch_fn is not None)
+def test_matches_torch_forward_and_backward(spec):
+    @_cases(spec, 12)
+    @given(data=st.data(), seed=SEEDS)
+    def check(data, seed):
+        arrays, kw = draw_case(spec, data, seed)
+        xs = to_minidl(arrays, spec=spec)
+        ts = to_torch(arrays, spec=spec)
+        y = spec.fn(*xs, **kw)
+        ty = spec.torch_fn(*ts, **kw)
+        np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+        g = np.random.default_rng(seed).standard_normal(y.shape)
+        if ty.requires_grad:
+            y.backward(minidl.tensor(g, dtype=np.float64))
+            ty.backward(torch.tensor(g, dtype=torch.float64))
+        for x, t in zip(xs, ts):
+            if not x.requires_grad:
+                continue
+            tg = np.zeros(x.shape) if t.grad is None else t.grad.numpy()
+            mg = np.zeros(x.shape) if x.grad is None else x.grad.numpy()
+            np.testing.assert_allclose(mg, tg, rtol=1e-9, atol=1e-12)
+
+    check()
