@@ -166,7 +166,8 @@ def unwrap_key(key: Any, like: Any = None) -> Any:
     if isinstance(key, np.ndarray):
         return backend.to_device(key, device)
     if isinstance(key, tuple):
-        return tuple(backend.to_device(k, device) if isinstance(k, np.ndarray) else k for k in key)
+        return tuple(backend.to_device(np.asarray(k), device) if isinstance(k, (np.ndarray, list)) else k
+                     for k in key)
     return key
 
 
