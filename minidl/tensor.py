@@ -25,7 +25,7 @@ def _as_array_like(x: Any, ref: "Tensor | None" = None):
     it joins ``ref`` on the GPU (as a 0-d CPU tensor does in PyTorch).
     """
     if isinstance(x, (_ndarray, np.generic)):
-        if ref is not None and np.ndim(x) == 0 and type(ref.data) is not _ndarray:
+        if ref is not None and type(ref.data) is not _ndarray and np.ndim(x) == 0:
             return backend.get_array_module(ref.data).asarray(x)
         return np.asarray(x)
     if backend.cupy is not None and isinstance(x, backend.cupy.ndarray):
