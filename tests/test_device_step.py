@@ -282,3 +282,19 @@ def test_collate_keeps_samples_on_their_device(device):
     assert x.device == backend.Device(device) and y.device == backend.Device(device)
     assert x.shape == (4, 3) and x.dtype == np.float64 and y.dtype == np.int64
     np.testing.assert_array_equal(x.numpy(), np.stack([t.numpy() for t in xs[:4]]))
+
+
+def test_numpy_scalars_and_index_arrays_follow_the_tensor(device):
+    """NumPy scalars are numbers, NumPy index arrays are indices: both work on any device,
+    and repeated indices accumulate in the gradient (scatter-add on either backend)."""
+    x = minidl.tensor(np.array([1.0, 2.0, 3.0], dtype=np.float32), requires_grad=True, device=device)
+    y = x * np.float32(2.0) + np.float64(1.0) * x
+    assert y.device == backend.Device(device)
+    picked = x[np.array([0, 0, 2])]
+    (picked * np.float32(1.0)).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 0.0, 1.0])
+    with minidl.no_grad():
+        z = minidl.tensor(np.zeros(3, dtype=np.float32), device=device)
+        z[[0, 2]] = 5.0
+    np.testing.assert_array_equal(z.numpy(), [5.0, 0.0, 5.0])
+    np.testing.assert_allclose(y.numpy(), [3.0, 6.0, 9.0])
