@@ -245,6 +245,62 @@ def squeeze_sample(draw, rng):
     return [rng.standard_normal(s)], {}
 
 
+def swapaxes_sample(draw, rng):
+    s = draw(NONSCALAR)
+    return [rng.standard_normal(s)], {"a": draw(st.integers(-len(s), len(s) - 1)),
+                                      "b": draw(st.integers(-len(s), len(s) - 1))}
+
+
+def sum_to_sample(draw, rng):
+    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=1, max_dims=3, max_side=3))
+    return [rng.standard_normal(shapes.result_shape)], {"shape": shapes.input_shapes[0]}
+
+
+def _sum_to_ref(x, shape):
+    """Sum the leading axes x has beyond ``shape``, then (keeping them) the axes where shape is 1."""
+    lead = x.ndim - len(shape)
+    y = x.sum(axis=tuple(range(lead))) if lead else x
+    ones = tuple(i for i, n in enumerate(shape) if n == 1 and y.shape[i] != 1)
+    return y.sum(axis=ones, keepdims=True) if ones else y
+
+
+def flatten_sample(draw, rng):
+    s = draw(NONSCALAR)
+    start = draw(st.integers(-len(s), len(s) - 1))
+    end = draw(st.integers(start % len(s), len(s) - 1))
+    return [rng.standard_normal(s)], {"start_dim": start, "end_dim": end}
+
+
+def _flatten_ref(x, start_dim, end_dim):
+    start = start_dim % x.ndim
+    return x.reshape(x.shape[:start] + (-1,) + x.shape[end_dim + 1:])
+
+
+def squeeze_axis_sample(draw, rng):
+    s = list(draw(NONSCALAR))
+    axis = draw(st.integers(0, len(s)))
+    s.insert(axis, 1)
+    return [rng.standard_normal(s)], {"axis": axis}
+
+
+def arg_sample(draw, rng):
+    s = draw(NONSCALAR)
+    return [rng.standard_normal(s)], {"axis": draw(st.one_of(st.none(), st.integers(-len(s), len(s) - 1))),
+                                      "keepdims": draw(st.booleans())}
+
+
+def _t_arg(name):
+    import torch
+
+    def fn(x, axis, keepdims):
+        f = torch.argmax if name == "argmax" else torch.argmin
+        if axis is None:  # flattened index; keepdims gives an all-ones shape, as NumPy does
+            i = f(x)
+            return i.reshape((1,) * x.ndim) if keepdims else i
+        return f(x, dim=axis, keepdim=keepdims)
+    return fn
+
+
 def _split_ref(x, size, axis):
     return np.concatenate([p.ravel() for p in np.array_split(x, range(size, x.shape[axis], size), axis=axis)])
 
@@ -336,6 +392,30 @@ def build_specs() -> list[OpSpec]:
         OpSpec("pad", lambda x, width, value: minidl.pad(x, width, value),
                lambda x, width, value: np.pad(x, width, constant_values=value), pad_sample,
                lambda x, width, value: TF.pad(x, [v for pair in reversed(width) for v in pair], value=value)),
+        # the functional forms not reached through the Tensor methods above
+        OpSpec("sign", F.sign, np.sign, unary("nonzero"), torch.sign),
+        OpSpec("clamp_min_only", lambda x: F.clamp(x, min=0.5), lambda x: np.maximum(x, 0.5), unary("clip"),
+               lambda x: torch.clamp(x, min=0.5)),
+        OpSpec("clamp_max_only", lambda x: F.clamp(x, max=-0.5), lambda x: np.minimum(x, -0.5), unary("clip"),
+               lambda x: torch.clamp(x, max=-0.5)),
+        OpSpec("std", lambda x, **kw: F.std(x, **kw), lambda x, **kw: np.std(x, **kw),
+               reduction(shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=2, max_side=4)),
+               lambda x, axis=None, keepdims=False: torch.std(x, dim=_torch_dims(axis, x.ndim), keepdim=keepdims,
+                                                              correction=0)),
+        OpSpec("swapaxes", F.swapaxes, lambda x, a, b: np.swapaxes(x, a, b), swapaxes_sample,
+               lambda x, a, b: torch.swapaxes(x, a, b)),
+        OpSpec("sum_to", F.sum_to, _sum_to_ref, sum_to_sample, lambda x, shape: x.sum_to_size(shape)),
+        OpSpec("flatten_dims", F.flatten, _flatten_ref, flatten_sample, torch.flatten),
+        OpSpec("squeeze_axis", lambda x, axis: F.squeeze(x, axis), lambda x, axis: np.squeeze(x, axis),
+               squeeze_axis_sample, lambda x, axis: x.squeeze(axis)),
+        OpSpec("unsqueeze", lambda x, axis: F.unsqueeze(x, axis), lambda x, axis: np.expand_dims(x, axis),
+               lambda draw, rng: ([rng.standard_normal(s := draw(SHAPE))], {"axis": draw(st.integers(-len(s) - 1, len(s)))}),
+               lambda x, axis: x.unsqueeze(axis)),
+        OpSpec("argmax", F.argmax, lambda x, **kw: np.argmax(x, **kw), arg_sample, _t_arg("argmax"), grad=False),
+        OpSpec("argmin", F.argmin, lambda x, **kw: np.argmin(x, **kw), arg_sample, _t_arg("argmin"), grad=False),
+        # forward only: a float32 output cannot be checked by float64 finite differences
+        OpSpec("astype_float32", lambda x: F.astype(x, np.float32), lambda x: x.astype(np.float32), unary(),
+               lambda x: x.to(torch.float32), grad=False),
     ] + nn_specs()
 
 
