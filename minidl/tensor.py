@@ -24,12 +24,12 @@ def _as_array_like(x: Any, ref: "Tensor | None" = None):
     scalar (or 0-d array) meeting a GPU tensor is a number, not an array on another device:
     it joins ``ref`` on the GPU (as a 0-d CPU tensor does in PyTorch).
     """
+    if backend.cupy is not None and isinstance(x, backend.cupy.ndarray):
+        return x
     if isinstance(x, (_ndarray, np.generic)):
         if ref is not None and type(ref.data) is not _ndarray and np.ndim(x) == 0:
             return backend.get_array_module(ref.data).asarray(x)
         return np.asarray(x)
-    if backend.cupy is not None and isinstance(x, backend.cupy.ndarray):
-        return x
     xp = np if ref is None else backend.get_array_module(ref.data)
     if isinstance(x, (bool, int, float)):
         if ref is not None and ref.data.dtype.kind == "f":

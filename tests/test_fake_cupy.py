@@ -1,0 +1,244 @@
+"""Training steps on a strict stand-in for CuPy, so that the GPU code paths run without a GPU.
+
+``FakeCuPy`` is a NumPy-backed array module with CuPy's rules where they differ from
+NumPy's: its arrays refuse to meet NumPy arrays (except 0-d ones) in an operation or as an
+index, ``ufunc.at`` is missing (``cupyx.scatter_add`` stands in), its random Generator has
+only the methods CuPy's has, and reductions return 0-d arrays. Installed in place of CuPy
+(``backend.cupy``), it makes ``device="cuda"`` tensors of these arrays, so every
+``xp = get_array_module(...)`` branch, every explicit transfer and every place where a
+NumPy array would meet a device array is exercised. It cannot see a device-to-host sync
+(``float(x)`` works on it), which ``test_xp_discipline.py`` and ``test_device_step.py`` cover.
+"""
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import minidl
+import minidl.functional as F
+from minidl import backend, config, nn, optim
+
+
+class _Device:
+    def __init__(self, index: int = 0):
+        self.id = index
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _is_host_array(x) -> bool:
+    return type(x) is np.ndarray and x.ndim > 0
+
+
+def _strip(x, where: str, allow_host: bool = False):
+    """Device arrays -> plain NumPy (to compute); a host array here is CuPy's TypeError."""
+    if isinstance(x, FakeArray):
+        return x.view(np.ndarray)
+    if _is_host_array(x) and not allow_host:
+        raise TypeError(f"fake CuPy: {where} got a NumPy array of shape {x.shape} (CuPy refuses host arrays)")
+    if isinstance(x, (list, tuple)):
+        return type(x)(_strip(v, where, allow_host) for v in x)
+    if isinstance(x, dict):
+        return {k: _strip(v, where, allow_host) for k, v in x.items()}
+    return x
+
+
+def _dress(x):
+    """NumPy results -> device arrays (reductions give 0-d arrays, as CuPy's do)."""
+    if isinstance(x, np.ndarray):
+        return x.view(FakeArray)
+    if isinstance(x, np.generic):
+        return np.asarray(x).view(FakeArray)
+    if isinstance(x, tuple):
+        return tuple(_dress(v) for v in x)
+    if isinstance(x, list):
+        return [_dress(v) for v in x]
+    return x
+
+
+class FakeArray(np.ndarray):
+    """A 'device' array: NumPy storage, CuPy's refusals."""
+
+    @property
+    def device(self):
+        return _Device(0)
+
+    def get(self):
+        return np.array(self.view(np.ndarray))
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        if method == "at":
+            raise TypeError(f"fake CuPy: {ufunc.__name__}.at does not exist (use cupyx.scatter_add)")
+        args = _strip(inputs, f"ufunc {ufunc.__name__}")
+        if out is not None:
+            kwargs["out"] = tuple(_strip(o, f"ufunc {ufunc.__name__} out") for o in out)
+        result = getattr(ufunc, method)(*args, **kwargs)
+        if out is not None:
+            return out[0] if len(out) == 1 else out
+        return _dress(result)
+
+    def __array_function__(self, func, types_, args, kwargs):
+        # CuPy implements NEP 18: np.func(cupy_array) runs cupy's func, with CuPy's rules.
+        return _dress(func(*_strip(args, func.__name__), **_strip(kwargs, func.__name__)))
+
+    def __getitem__(self, key):
+        return _dress(self.view(np.ndarray)[_strip(key, "indexing")])
+
+    def __setitem__(self, key, value):
+        self.view(np.ndarray)[_strip(key, "index assignment")] = _strip(value, "assigned value")
+
+
+class _Generator:
+    """The methods CuPy's ``Generator`` has (no normal, permutation, choice, shuffle)."""
+
+    def __init__(self, seed):
+        self._g = np.random.default_rng(seed)
+
+    def random(self, size=None, dtype=np.float64):
+        return _dress(self._g.random(size, dtype=dtype))
+
+    def standard_normal(self, size=None, dtype=np.float64):
+        return _dress(self._g.standard_normal(size, dtype=dtype))
+
+    def uniform(self, low=0.0, high=1.0, size=None, dtype=np.float64):
+        return _dress(self._g.uniform(low, high, size).astype(dtype))
+
+    def integers(self, low, high=None, size=None, dtype=np.int64, endpoint=False):
+        return _dress(self._g.integers(low, high, size, dtype=dtype, endpoint=endpoint))
+
+
+_CONSTRUCTORS = {"asarray", "array", "ascontiguousarray"}  # these copy host data to the device
+
+
+class _FakeModule(types.ModuleType):
+    ndarray = FakeArray
+
+    def __getattr__(self, name):
+        value = getattr(np, name)
+        if isinstance(value, np.ufunc) or (callable(value) and not isinstance(value, type)):
+            host_ok = name in _CONSTRUCTORS
+
+            def call(*args, **kwargs):
+                if name in ("asarray", "array") and args and isinstance(args[0], FakeArray):
+                    host_ok_args = args
+                else:
+                    host_ok_args = args
+                return _dress(value(*_strip(host_ok_args, name, host_ok), **_strip(kwargs, name, host_ok)))
+
+            return call
+        return value
+
+    @staticmethod
+    def asnumpy(x):
+        return x.get() if isinstance(x, FakeArray) else np.asarray(x)
+
+
+def _fake_cupy():
+    fake = _FakeModule("fakecupy")
+    fake.random = types.SimpleNamespace(default_rng=_Generator)
+    fake.cuda = types.SimpleNamespace(Device=_Device)
+    fake.lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(
+        as_strided=lambda x, **kw: _dress(np.lib.stride_tricks.as_strided(_strip(x, "as_strided"), **kw))))
+    fake.linalg = types.SimpleNamespace(qr=lambda a: _dress(np.linalg.qr(_strip(a, "qr"))))
+    cupyx = types.ModuleType("cupyx")
+
+    def scatter_add(a, slices, value):
+        np.add.at(a.view(np.ndarray), _strip(slices, "scatter_add"), _strip(value, "scatter_add"))
+
+    cupyx.scatter_add = scatter_add
+    special = types.ModuleType("cupyx.scipy.special")
+    from scipy.special import erf
+
+    special.erf = lambda x: _dress(erf(_strip(x, "erf")))
+    cupyx.scipy = types.SimpleNamespace(special=special)
+    return fake, cupyx, special
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """device='cuda' backed by the fake CuPy for the duration of a test (NumPy kernels)."""
+    if backend.cupy is not None:
+        pytest.skip("a real CuPy is installed: the device tests run on it instead")
+    fake, cupyx, special = _fake_cupy()
+    monkeypatch.setattr(backend, "cupy", fake)
+    monkeypatch.setattr(backend, "_CUDA_OK", True)
+    monkeypatch.setitem(sys.modules, "cupyx", cupyx)
+    monkeypatch.setitem(sys.modules, "cupyx.scipy", cupyx.scipy)
+    monkeypatch.setitem(sys.modules, "cupyx.scipy.special", special)
+    # The NumPy kernels pick their array module themselves (kernels/ knows nothing of minidl):
+    # point them at the stand-in too, as they would pick CuPy for CuPy arrays.
+    from minidl.kernels import conv_numpy, matmul_numpy, pool_numpy
+
+    for module in (conv_numpy, matmul_numpy, pool_numpy):
+        monkeypatch.setattr(module, "array_module", lambda a: fake if isinstance(a, FakeArray) else np)
+    backend.rng.seed(0)
+    with config.using_kernels("numpy"):
+        yield "cuda"
+    backend.rng.seed(0)
+
+
+def test_fake_cupy_is_strict(fake_cuda):
+    """The stand-in refuses what CuPy refuses (so passing tests mean something)."""
+    x = minidl.tensor(np.arange(4.0), device=fake_cuda)
+    assert isinstance(x.data, FakeArray) and x.device.type == "cuda"
+    with pytest.raises(TypeError, match="NumPy array"):
+        x.data + np.ones(4)
+    with pytest.raises(TypeError, match="at does not exist"):
+        np.add.at(x.data, [0], 1.0)
+    with pytest.raises(RuntimeError, match="same device"):
+        x + minidl.tensor(np.ones(4))
+    assert not hasattr(backend.random_generator(backend.cupy), "permutation")
+
+
+# The training-step cases of test_device_step.py, run on the stand-in: every layer, loss,
+# optimizer and scheduler, forward, backward and update, with no host round trip.
+from tests.test_device_step import (  # noqa: E402
+    _SCHEDULES, _count_host_copies_in_a_step, _layer_cases, _loss_cases, _model,
+)
+
+
+def test_conv_net_training_step_on_the_device(fake_cuda):
+    rng = np.random.default_rng(0)
+    model = _model().to(fake_cuda)
+    x = minidl.tensor(rng.standard_normal((8, 1, 8, 8)).astype(np.float32), device=fake_cuda)
+    y = minidl.tensor(rng.integers(0, 10, 8), device=fake_cuda)
+    _count_host_copies_in_a_step(fake_cuda, model, (x,), lambda out: F.cross_entropy(out, y, label_smoothing=0.1),
+                                 lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4))
+    assert all(isinstance(p.data, FakeArray) for p in model.parameters())
+    assert all(isinstance(b.data, FakeArray) for _, b in model.named_buffers())
+
+
+@pytest.mark.parametrize("case", sorted(_layer_cases()))
+def test_layer_training_step_on_the_device(fake_cuda, case):
+    rng = np.random.default_rng(0)
+    model, inputs = _layer_cases()[case](fake_cuda, rng)
+    y = minidl.tensor(rng.integers(0, 4, 4), device=fake_cuda)
+    _count_host_copies_in_a_step(fake_cuda, model, inputs, lambda out: F.cross_entropy(out, y))
+
+
+@pytest.mark.parametrize("name", sorted(_loss_cases("cpu", np.random.default_rng(0))[0]))
+def test_every_loss_on_the_device(fake_cuda, name):
+    rng = np.random.default_rng(1)
+    losses, labels = _loss_cases(fake_cuda, rng)
+    loss = losses[name]
+    loss_fn = (lambda out: loss(out, labels)) if name.startswith("CrossEntropyLoss") else loss
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 4)).to(fake_cuda)
+    x = minidl.tensor(rng.standard_normal((6, 5)).astype(np.float32), device=fake_cuda)
+    _count_host_copies_in_a_step(fake_cuda, model, (x,), loss_fn)
+
+
+@pytest.mark.parametrize("name", sorted(_SCHEDULES))
+def test_every_optimizer_and_scheduler_on_the_device(fake_cuda, name):
+    rng = np.random.default_rng(2)
+    make_opt, make_sched = _SCHEDULES[name]
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)).to(fake_cuda)
+    x = minidl.tensor(rng.standard_normal((6, 5)).astype(np.float32), device=fake_cuda)
+    y = minidl.tensor(rng.integers(0, 3, 6), device=fake_cuda)
+    _count_host_copies_in_a_step(fake_cuda, model, (x,), lambda out: F.cross_entropy(out, y), make_opt, make_sched)
