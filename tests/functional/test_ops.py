@@ -112,3 +112,31 @@ def test_matches_torch_forward_and_backward(spec):
             np.testing.assert_allclose(mg, tg, rtol=1e-9, atol=1e-12)
 
     check()
+
+
+@pytest.mark.parametrize("op, shape", [("dropout", (40, 50)), ("dropout2d", (8, 50, 2, 3))])
+def test_seeded_dropout_mask_follows_the_formula_on_every_device(op, shape, device):
+    """The seeded specs compare with the host generator's mask, which a GPU does not share;
+    here, on any device: the same seed gives the same mask, every output is 0 or x / (1 - p)
+    (whole channels for dropout2d), about 1 - p of the entries are kept, and dy/dx = m / (1 - p)."""
+    import minidl.functional as F
+
+    p = 0.3
+    fn = getattr(F, op)
+    x = minidl.tensor(np.abs(np.random.default_rng(0).standard_normal(shape)) + 0.5, requires_grad=True, device=device)
+    minidl.manual_seed(7)
+    y = fn(x, p, training=True)
+    minidl.manual_seed(7)
+    again = fn(x, p, training=True)
+    np.testing.assert_array_equal(y.numpy(), again.numpy())
+    xn, yn = x.numpy(), y.numpy()
+    kept = yn != 0  # x > 0 everywhere, so a zero output means a dropped entry
+    np.testing.assert_allclose(yn[kept], xn[kept] / (1 - p), rtol=1e-12)
+    if op == "dropout2d":
+        assert np.all(kept.all(axis=(2, 3)) | ~kept.any(axis=(2, 3)))  # one decision per channel map
+        draws = kept[:, :, 0, 0]
+    else:
+        draws = kept
+    assert abs(draws.mean() - (1 - p)) < 4 * np.sqrt(p * (1 - p) / draws.size)
+    y.backward(minidl.ones(shape, dtype=np.float64, device=device))
+    np.testing.assert_allclose(x.grad.numpy(), kept / (1 - p), rtol=1e-12)
