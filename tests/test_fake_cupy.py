@@ -242,3 +242,119 @@ def test_every_optimizer_and_scheduler_on_the_device(fake_cuda, name):
     x = minidl.tensor(rng.standard_normal((6, 5)).astype(np.float32), device=fake_cuda)
     y = minidl.tensor(rng.integers(0, 3, 6), device=fake_cuda)
     _count_host_copies_in_a_step(fake_cuda, model, (x,), lambda out: F.cross_entropy(out, y), make_opt, make_sched)
+
+
+# ------------------------------------------------------------------ beyond one step
+
+def _models():
+    from minidl.models import MLP, VGG, LeNet5, ResNet, TransformerClassifier
+
+    return {
+        "LeNet5": (lambda: LeNet5(input_size=8, channels=(2, 3), hidden=(8, 6)), "images"),
+        "MLP": (lambda: MLP(64, hidden=(16,), dropout=0.2, activation="gelu"), "flat"),
+        "ResNet": (lambda: ResNet(blocks=(1, 1), widths=(4, 8)), "images"),
+        "VGG": (lambda: VGG("vgg_tiny", input_size=8, hidden=16), "images"),
+        "TransformerClassifier": (lambda: TransformerClassifier(12, 10, d_model=8, nhead=2, num_layers=1,
+                                                                dim_feedforward=16, max_len=8), "tokens"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_models()))
+def test_models_train_on_the_device(fake_cuda, name):
+    rng = np.random.default_rng(5)
+    build, kind = _models()[name]
+    model = build().to(fake_cuda)
+    if kind == "tokens":
+        tokens = rng.integers(1, 12, (4, 6))
+        tokens[0, 4:] = 0                                        # padding
+        x = minidl.tensor(tokens, device=fake_cuda)
+    else:
+        shape = (4, 1, 8, 8) if kind == "images" else (4, 64)
+        x = minidl.tensor(rng.standard_normal(shape).astype(np.float32), device=fake_cuda)
+    y = minidl.tensor(rng.integers(0, 10, 4), device=fake_cuda)
+    _count_host_copies_in_a_step(fake_cuda, model, (x,), lambda out: F.cross_entropy(out, y),
+                                 lambda p: optim.AdamW(p, lr=1e-3))
+
+
+def test_trainer_fits_on_the_device_from_host_batches(fake_cuda):
+    from minidl.data import DataLoader, TensorDataset
+    from minidl.train import Trainer
+
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((24, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    loader = DataLoader(TensorDataset(X, y), batch_size=8, shuffle=True, seed=0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    trainer = Trainer(model, F.cross_entropy, opt, device=fake_cuda, progress=False,
+                      scheduler=optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))
+    history = trainer.fit(loader, loader, epochs=2)
+    assert len(history["loss"]) == 2 and np.isfinite(history["val_loss"]).all()
+    assert all(isinstance(p.data, FakeArray) for p in model.parameters())
+    assert trainer.predict(X).shape == (24, 2)
+
+
+def test_state_dicts_round_trip_onto_the_device(fake_cuda):
+    rng = np.random.default_rng(7)
+    model = _model().to(fake_cuda)
+    opt = optim.Adam(model.parameters(), lr=1e-2, amsgrad=True)
+    x = minidl.tensor(rng.standard_normal((4, 1, 8, 8)).astype(np.float32), device=fake_cuda)
+    F.cross_entropy(model(x), minidl.tensor(rng.integers(0, 10, 4), device=fake_cuda)).backward()
+    opt.step()
+    model_sd, opt_sd = model.state_dict(), opt.state_dict()
+    assert all(type(v) is np.ndarray for v in model_sd.values())               # host copies
+    fresh = _model().to(fake_cuda)
+    fresh.load_state_dict(model_sd)
+    fresh_opt = optim.Adam(fresh.parameters(), lr=1e-2, amsgrad=True)
+    fresh_opt.load_state_dict(opt_sd)
+    for p, q in zip(model.parameters(), fresh.parameters()):
+        assert isinstance(q.data, FakeArray)
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+    for state in fresh_opt.state.values():
+        assert all(isinstance(v, FakeArray) for v in state.values() if hasattr(v, "shape"))
+    fresh_opt.step()                                                           # state usable in place
+
+
+def test_initialisers_and_factories_draw_on_the_device(fake_cuda):
+    from minidl.nn import init
+
+    w = nn.Parameter(minidl.zeros(6, 4, device=fake_cuda))
+    for fill in (init.uniform_, init.normal_, init.trunc_normal_, init.orthogonal_, init.xavier_uniform_,
+                 init.xavier_normal_, init.kaiming_uniform_, init.kaiming_normal_,
+                 lambda t: init.sparse_(t, 0.5), init.zeros_, init.ones_):
+        fill(w)
+        assert isinstance(w.data, FakeArray) and w.dtype == np.float32
+    for t in (minidl.randn(3, 2, device=fake_cuda), minidl.rand(3, device=fake_cuda),
+              minidl.randint(0, 5, (4,), device=fake_cuda), minidl.arange(5, device=fake_cuda),
+              minidl.linspace(0, 1, 5, device=fake_cuda), minidl.eye(3, device=fake_cuda),
+              minidl.full((2, 2), 3.0, device=fake_cuda), F.dropout(minidl.ones(8, device=fake_cuda), 0.5)):
+        assert isinstance(t.data, FakeArray)
+
+
+@pytest.mark.parametrize("op", ["getitem_repeated", "embedding", "conv2d", "max_pool2d", "adaptive_avg_pool2d",
+                                "batch_norm", "layer_norm", "attention", "cross_entropy", "clip_where"])
+def test_gradients_of_gradients_on_the_device(fake_cuda, op):
+    rng = np.random.default_rng(8)
+
+    def t(shape, grad=True):
+        return minidl.tensor(rng.standard_normal(shape), requires_grad=grad, device=fake_cuda)
+
+    idx = minidl.tensor(np.array([[0, 2, 2], [1, 0, 3]]), device=fake_cuda)
+    labels = minidl.tensor(np.array([0, 2, 1]), device=fake_cuda)
+    mask = minidl.tensor(np.array([[False, True, False], [False, False, False]]), device=fake_cuda)
+    cases = {
+        "getitem_repeated": (lambda x: x[np.array([0, 0, 2])] * x[1:3].sum(), [t((3, 2))]),
+        "embedding": (lambda w: F.embedding(idx, w) ** 2, [t((4, 2))]),
+        "conv2d": (lambda x, w: F.conv2d(x, w, padding=1), [t((1, 2, 3, 3)), t((2, 2, 2, 2))]),
+        "max_pool2d": (lambda x: F.max_pool2d(x * x, 2), [t((1, 1, 4, 4))]),
+        "adaptive_avg_pool2d": (lambda x: F.adaptive_avg_pool2d(x, 2) ** 2, [t((1, 1, 3, 5))]),
+        "batch_norm": (lambda x, g: F.batch_norm(x, None, None, g, None, training=True), [t((4, 3)), t((3,))]),
+        "layer_norm": (lambda x: F.layer_norm(x, 3), [t((2, 3))]),
+        "attention": (lambda q: F.scaled_dot_product_attention(q, q, q, attn_mask=~mask.reshape(2, 1, 3)),
+                      [t((2, 3, 2))]),
+        "cross_entropy": (lambda x: F.cross_entropy(x, labels, label_smoothing=0.1), [t((3, 4))]),
+        "clip_where": (lambda x: F.where(x.data > 0, x.clip(-0.5, 0.5), x * x), [t((5,))]),
+    }
+    fn, inputs = cases[op]
+    assert minidl.gradcheck(fn, inputs, fast=True)
+    assert minidl.gradgradcheck(fn, inputs, fast=True)

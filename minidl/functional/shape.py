@@ -160,7 +160,7 @@ def unwrap_key(key: Any, like: Any = None) -> Any:
         key = tuple(k.data if isinstance(k, Tensor) else k for k in key)
     elif isinstance(key, list):
         key = np.asarray(key)
-    if like is None or isinstance(like, np.ndarray):
+    if like is None or backend.get_array_module(like) is np:
         return key
     device = backend.device_of(like)
     if isinstance(key, np.ndarray):
