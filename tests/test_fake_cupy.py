@@ -63,12 +63,34 @@ def _dress(x):
     return x
 
 
+SYNCS: list[str] = []  # every conversion of a device array to a Python value (a GPU sync)
+
+
 class FakeArray(np.ndarray):
-    """A 'device' array: NumPy storage, CuPy's refusals."""
+    """A 'device' array: NumPy storage, CuPy's refusals; Python-value conversions are logged."""
 
     @property
     def device(self):
         return _Device(0)
+
+    def _synced(self, how: str):
+        SYNCS.append(f"{how}{self.shape}")
+        return self.view(np.ndarray)
+
+    def __bool__(self):
+        return bool(self._synced("bool"))
+
+    def __float__(self):
+        return float(self._synced("float"))
+
+    def __int__(self):
+        return int(self._synced("int"))
+
+    def item(self, *args):
+        return self._synced("item").item(*args)
+
+    def tolist(self):
+        return self._synced("tolist").tolist()
 
     def get(self):
         return np.array(self.view(np.ndarray))
@@ -358,3 +380,43 @@ def test_gradients_of_gradients_on_the_device(fake_cuda, op):
     fn, inputs = cases[op]
     assert minidl.gradcheck(fn, inputs, fast=True)
     assert minidl.gradgradcheck(fn, inputs, fast=True)
+
+
+def _syncs_in_a_step(device, model, x, loss_fn):
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x))
+        loss.backward()
+        optim.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    step()
+    SYNCS.clear()
+    step()
+    return list(SYNCS)
+
+
+def test_a_training_step_syncs_only_to_validate_targets(fake_cuda):
+    """No hidden device-to-host syncs: none at all with a regression loss; with class
+    indices, exactly the one boolean that validates them (per cross_entropy/embedding call)."""
+    rng = np.random.default_rng(9)
+    model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8, momentum=None), nn.GELU(),
+                          nn.Dropout(0.2), nn.Linear(8, 3)).to(fake_cuda)
+    x = minidl.tensor(rng.standard_normal((6, 5)).astype(np.float32), device=fake_cuda)
+    target = minidl.tensor(rng.standard_normal((6, 3)).astype(np.float32), device=fake_cuda)
+    labels = minidl.tensor(rng.integers(0, 3, 6), device=fake_cuda)
+    assert _syncs_in_a_step(fake_cuda, model, x, lambda out: F.mse_loss(out, target)) == []
+    assert _syncs_in_a_step(fake_cuda, model, x, lambda out: F.cross_entropy(out, labels)) == ["bool()"]
+    tokens = minidl.tensor(rng.integers(0, 12, (4, 7)), device=fake_cuda)
+    bag = _layer_cases()["embedding_batchnorm_cumulative"](fake_cuda, rng)[0]
+    y = minidl.tensor(rng.integers(0, 4, 4), device=fake_cuda)
+    assert _syncs_in_a_step(fake_cuda, bag, tokens, lambda out: F.cross_entropy(out, y)) == ["bool()"] * 2
+
+
+def test_sync_log_sees_a_hidden_float(fake_cuda):
+    x = minidl.tensor(np.ones(3), device=fake_cuda)
+    SYNCS.clear()
+    float(x.data.sum())
+    assert SYNCS == ["float()"]
