@@ -15,6 +15,7 @@ device under test; kwargs stay as they are.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -70,6 +71,11 @@ class OpSpec:
     atol: float = 1e-12
     grad: bool = True  # False: no gradient tests at all (integer outputs, forward-only properties)
     numeric: bool = True  # False: the gradient is by definition not the derivative, so no gradcheck
+    kernels: str | None = None  # run forward and backward under minidl.config.using_kernels(kernels)
+
+    def path(self):
+        """The kernel-path context every test of this spec runs in."""
+        return contextlib.nullcontext() if self.kernels is None else minidl.config.using_kernels(self.kernels)
 
     def differentiable(self, i: int, array: np.ndarray) -> bool:
         """Whether positional input ``i`` (holding ``array``) is a checked, grad-requiring input."""
@@ -283,6 +289,11 @@ def squeeze_axis_sample(draw, rng):
     return [rng.standard_normal(s)], {"axis": axis}
 
 
+def unsqueeze_sample(draw, rng):
+    s = draw(SHAPE)
+    return [rng.standard_normal(s)], {"axis": draw(st.integers(-len(s) - 1, len(s)))}
+
+
 def arg_sample(draw, rng):
     s = draw(NONSCALAR)
     return [rng.standard_normal(s)], {"axis": draw(st.one_of(st.none(), st.integers(-len(s), len(s) - 1))),
@@ -409,7 +420,7 @@ def build_specs() -> list[OpSpec]:
         OpSpec("squeeze_axis", lambda x, axis: F.squeeze(x, axis), lambda x, axis: np.squeeze(x, axis),
                squeeze_axis_sample, lambda x, axis: x.squeeze(axis)),
         OpSpec("unsqueeze", lambda x, axis: F.unsqueeze(x, axis), lambda x, axis: np.expand_dims(x, axis),
-               lambda draw, rng: ([rng.standard_normal(s := draw(SHAPE))], {"axis": draw(st.integers(-len(s) - 1, len(s)))}),
+               unsqueeze_sample,
                lambda x, axis: x.unsqueeze(axis)),
         OpSpec("argmax", F.argmax, lambda x, **kw: np.argmax(x, **kw), arg_sample, _t_arg("argmax"), grad=False),
         OpSpec("argmin", F.argmin, lambda x, **kw: np.argmin(x, **kw), arg_sample, _t_arg("argmin"), grad=False),
@@ -480,8 +491,10 @@ def _conv_transpose2d_ref(x, w, b=None, stride=1, padding=0, output_padding=0, g
     for i in range(kh):
         for j in range(kw):
             for g in range(groups):
-                full[:, g * og:(g + 1) * og, i * dh: i * dh + sh * (h - 1) + 1: sh, j * dw: j * dw + sw * (wd - 1) + 1: sw] \
-                    += np.einsum("nchw,co->nohw", x[:, g * cg:(g + 1) * cg], w[g * cg:(g + 1) * cg, :, i, j])
+                rows = slice(i * dh, i * dh + sh * (h - 1) + 1, sh)
+                cols = slice(j * dw, j * dw + sw * (wd - 1) + 1, sw)
+                full[:, g * og:(g + 1) * og, rows, cols] += np.einsum(
+                    "nchw,co->nohw", x[:, g * cg:(g + 1) * cg], w[g * cg:(g + 1) * cg, :, i, j])
     y = full[:, :, ph: full.shape[2] - ph, pw: full.shape[3] - pw]
     return y if b is None else y + b.reshape(1, -1, 1, 1)
 
@@ -561,10 +574,11 @@ def _avg_pool2d_ref(x, kernel_size, stride, padding, count_include_pad):
     pads = ((0, 0), (0, 0), (ph, ph), (pw, pw))
     out_hw = tuple(_out_size(x.shape[2 + a], kernel_size[a], stride[a], padding[a], 1) for a in range(2))
     x_pad, inside = np.pad(x, pads), np.pad(np.ones_like(x), pads)
-    total = sum(_taps(x_pad, i, j, out_hw, stride, (1, 1)) for i in range(kernel_size[0]) for j in range(kernel_size[1]))
+    window = [(i, j) for i in range(kernel_size[0]) for j in range(kernel_size[1])]
+    total = sum(_taps(x_pad, i, j, out_hw, stride, (1, 1)) for i, j in window)
     if count_include_pad:
-        return total / (kernel_size[0] * kernel_size[1])
-    count = sum(_taps(inside, i, j, out_hw, stride, (1, 1)) for i in range(kernel_size[0]) for j in range(kernel_size[1]))
+        return total / len(window)
+    count = sum(_taps(inside, i, j, out_hw, stride, (1, 1)) for i, j in window)
     return total / count
 
 
@@ -992,10 +1006,11 @@ def _normalize_ref(x, p=2.0, dim=1):
 def pair_sign_sample(batched_only: bool):
     """(x1, x2, y) with y = +-1 (a constant input) for the margin losses."""
     def sample(draw, rng):
+        n, d = draw(st.integers(1, 4)), draw(st.integers(1, 3))
         if batched_only:
-            shape = (draw(st.integers(1, 4)),)
+            shape = (n,)
         else:
-            shape = draw(st.sampled_from([(draw(st.integers(1, 4)), draw(st.integers(1, 3))), (draw(st.integers(1, 3)),)]))
+            shape = draw(st.sampled_from([(n, d), (d,)]))
         y_shape = shape if batched_only else shape[:-1]
         y = np.where(rng.random(y_shape) < 0.5, -1.0, 1.0)
         return [rng.standard_normal(shape), rng.standard_normal(shape), y], {
@@ -1016,7 +1031,6 @@ def _margin_ranking_ref(a, b, y, margin=0.0, reduction="mean"):
 
 def nn_specs() -> list[OpSpec]:
     """Specs for conv, pooling, normalization, dropout, embedding, activations, attention, losses."""
-    import torch
     import torch.nn.functional as TF
 
     return [
@@ -1031,6 +1045,17 @@ def nn_specs() -> list[OpSpec]:
         OpSpec("avg_pool2d", F.avg_pool2d, _avg_pool2d_ref, avg_pool2d_sample, TF.avg_pool2d, examples=8),
         OpSpec("adaptive_avg_pool2d", F.adaptive_avg_pool2d, _adaptive_avg_pool2d_ref, adaptive_sample,
                TF.adaptive_avg_pool2d, examples=8),
+        # the same ops on the NumPy/CuPy im2col path ("auto" picks Numba on the CPU, CUDA on a GPU)
+        OpSpec("conv2d_numpy_path", lambda x, w, b=None, **kw: F.conv2d(x, w, b, **kw), _conv2d_ref, conv2d_sample,
+               lambda x, w, b=None, **kw: TF.conv2d(x, w, b, **kw), examples=6, rtol=1e-10, kernels="numpy"),
+        OpSpec("conv_transpose2d_numpy_path", lambda x, w, b=None, **kw: F.conv_transpose2d(x, w, b, **kw),
+               _conv_transpose2d_ref, conv_transpose2d_sample,
+               lambda x, w, b=None, **kw: TF.conv_transpose2d(x, w, b, **kw), examples=6, rtol=1e-10,
+               kernels="numpy"),
+        OpSpec("max_pool2d_numpy_path", F.max_pool2d, _max_pool2d_ref, max_pool2d_sample, TF.max_pool2d,
+               examples=6, kernels="numpy"),
+        OpSpec("avg_pool2d_numpy_path", F.avg_pool2d, _avg_pool2d_ref, avg_pool2d_sample, TF.avg_pool2d,
+               examples=6, kernels="numpy"),
         # -------------------------------------------------------------- normalization
         OpSpec("batch_norm_train", lambda x, w=None, b=None, eps=1e-5: F.batch_norm(x, None, None, w, b, True, eps=eps),
                _batch_norm_train_ref, batch_norm_train_sample,
@@ -1104,10 +1129,11 @@ def nn_specs() -> list[OpSpec]:
         OpSpec("binary_cross_entropy", lambda x, y, w=None, **kw: F.binary_cross_entropy(x, y, w, **kw), _bce_ref,
                bce_sample, lambda x, y, w=None, **kw: TF.binary_cross_entropy(x, y, w, **kw), grad_inputs=(0, 1)),
         OpSpec("binary_cross_entropy_with_logits",
-               lambda x, y, *extra, extras, **kw: F.binary_cross_entropy_with_logits(x, y, **dict(zip(extras, extra)), **kw),
+               lambda x, y, *extra, extras, **kw: F.binary_cross_entropy_with_logits(
+                   x, y, **dict(zip(extras, extra)), **kw),
                _bce_logits_ref, bce_logits_sample,
-               lambda x, y, *extra, extras, **kw: TF.binary_cross_entropy_with_logits(x, y, **dict(zip(extras, extra)),
-                                                                                    **kw),
+               lambda x, y, *extra, extras, **kw: TF.binary_cross_entropy_with_logits(
+                   x, y, **dict(zip(extras, extra)), **kw),
                grad_inputs=(0, 1)),
         OpSpec("kl_div", F.kl_div, _kl_div_ref, kl_div_sample(False), TF.kl_div),
         OpSpec("kl_div_log_target", F.kl_div, _kl_div_ref, kl_div_sample(True), TF.kl_div),

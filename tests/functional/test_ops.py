@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import minidl
-from tests.op_specs import SPEC_IDS, SPECS, draw_case, result_array, to_minidl, to_torch
+from tests.op_specs import SPECS, draw_case, result_array, to_minidl, to_torch
 
 torch = pytest.importorskip("torch")
 
@@ -30,10 +30,11 @@ def _specs(predicate=lambda s: True):
 def _gradients(spec, arrays, kw, device, seed):
     """(output as NumPy, gradients of <g, y> w.r.t. the differentiable inputs as NumPy)."""
     xs = to_minidl(arrays, device, spec=spec)
-    y = spec.fn(*xs, **kw)
-    g = np.random.default_rng(seed).standard_normal(y.shape)
-    if y.requires_grad:
-        y.backward(minidl.tensor(g, dtype=np.float64, device=device))
+    with spec.path():
+        y = spec.fn(*xs, **kw)
+        g = np.random.default_rng(seed).standard_normal(y.shape)
+        if y.requires_grad:
+            y.backward(minidl.tensor(g, dtype=np.float64, device=device))
     return result_array(y), [None if x.grad is None else x.grad.numpy() for x in xs if x.requires_grad]
 
 
@@ -46,7 +47,8 @@ def test_forward_matches_numpy_reference(spec, device):
     @given(data=st.data(), seed=SEEDS)
     def check(data, seed):
         arrays, kw = draw_case(spec, data, seed)
-        y = spec.fn(*to_minidl(arrays, device, requires_grad=False, spec=spec), **kw)
+        with spec.path():
+            y = spec.fn(*to_minidl(arrays, device, requires_grad=False, spec=spec), **kw)
         expected = spec.ref(*arrays, **kw)
         assert y.shape == np.shape(expected)
         np.testing.assert_allclose(result_array(y), expected, rtol=spec.rtol, atol=spec.atol)
@@ -69,7 +71,8 @@ def test_gradcheck(spec):
     def check(data, seed):
         arrays, kw = draw_case(spec, data, seed)
         xs = to_minidl(arrays, spec=spec)
-        assert minidl.gradcheck(lambda *t: spec.fn(*t, **kw), xs, fast=spec.fast)
+        with spec.path():
+            assert minidl.gradcheck(lambda *t: spec.fn(*t, **kw), xs, fast=spec.fast)
 
     check()
 
@@ -81,7 +84,8 @@ def test_gradgradcheck(spec):
     def check(data, seed):
         arrays, kw = draw_case(spec, data, seed)
         xs = to_minidl(arrays, spec=spec)
-        assert minidl.gradgradcheck(lambda *t: spec.fn(*t, **kw), xs, fast=True)
+        with spec.path():
+            assert minidl.gradgradcheck(lambda *t: spec.fn(*t, **kw), xs, fast=True)
 
     check()
 
@@ -94,14 +98,16 @@ def test_matches_torch_forward_and_backward(spec):
         arrays, kw = draw_case(spec, data, seed)
         xs = to_minidl(arrays, spec=spec)
         ts = to_torch(arrays, spec=spec)
-        y = spec.fn(*xs, **kw)
+        with spec.path():
+            y = spec.fn(*xs, **kw)
         with warnings.catch_warnings():  # torch's notes on its own defaults (kl_div's "mean", 3-d dropout2d)
             warnings.simplefilter("ignore", UserWarning)
             ty = spec.torch_fn(*ts, **kw)
         np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
         g = np.random.default_rng(seed).standard_normal(y.shape)
         if y.requires_grad:  # an output cut from the graph (sign) counts as a zero gradient
-            y.backward(minidl.tensor(g, dtype=np.float64))
+            with spec.path():
+                y.backward(minidl.tensor(g, dtype=np.float64))
         if ty.requires_grad:
             ty.backward(torch.tensor(g, dtype=torch.float64))
         for x, t in zip(xs, ts):
