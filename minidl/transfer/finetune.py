@@ -366,11 +366,14 @@ def replace_head(model: Module, name: str, new_head: Module, example_input: Any 
 
         from ..autograd import no_grad
 
-        was_training = model.training
-        model.eval()
-        with old.register_forward_pre_hook(record), no_grad():
-            model(example_input)
-        model.train(was_training)
+        modes = [(m, m.training) for m in model.modules()]
+        model.eval()                     # no batch-norm statistics change while measuring
+        try:
+            with old.register_forward_pre_hook(record), no_grad():
+                model(example_input)
+        finally:
+            for m, mode in modes:
+                object.__setattr__(m, "training", mode)
         expected = seen[0] if seen else None
     if expected is None:
         expected = input_width(old)

@@ -193,3 +193,15 @@ def test_replace_head_measures_the_width_when_the_old_head_has_no_linear():
         replace_head(model, "3", nn.Linear(5, 2), example_input=x)
     replace_head(model, "3", nn.Linear(6, 2), example_input=x)
     assert model(x).shape == (2, 2)
+
+
+def test_measuring_the_width_changes_no_statistics_and_no_modes():
+    model = resnet(8, width=2)
+    model.layer1.eval()                                   # a mixed state, as when part is frozen
+    before = _snapshot(model)
+    replace_head(model, "fc", nn.Linear(8, 3), example_input=minidl.randn(4, 1, 8, 8))
+    after = model.state_dict()
+    for k in before:
+        if not k.startswith("fc."):
+            np.testing.assert_array_equal(after[k], before[k], err_msg=k)
+    assert model.training and model.layer2.training and not model.layer1.training
