@@ -88,3 +88,18 @@ def test_training_with_coral_term_aligns_the_domains():
     assert acc0 > 0.9 and acc1 > 0.9
     with pytest.raises(ValueError, match="align"):
         train_deep_coral(nn.Linear(6, 3), nn.Linear(3, 3), X_s, y_s, X_t, align="input", progress=False)
+
+
+def test_shift_domain_and_a_short_coral_experiment():
+    from minidl.transfer.fewshot_experiments import CORAL_RUNS, coral_markdown, run_coral, shift_domain
+
+    x = np.random.default_rng(6).random((3, 1, 8, 8)).astype(np.float32)
+    rotated = shift_domain(x, "rotate")
+    np.testing.assert_array_equal(rotated[0, 0, :, 0], x[0, 0, 0, ::-1])
+    np.testing.assert_array_equal(shift_domain(shift_domain(rotated, "rotate"), "rotate"), np.rot90(x, 3, (2, 3)))
+    np.testing.assert_allclose(shift_domain(x, "invert"), 1 - x)
+    with pytest.raises(ValueError, match="rotate"):
+        shift_domain(x, "blur")
+    r = run_coral([0], steps=3, progress=False)
+    assert len(r) == len(CORAL_RUNS) and all(0 <= v["target"][0] <= 1 for v in r.values())
+    assert "target accuracy %" in coral_markdown(r, [0], 3, "cmd")

@@ -88,3 +88,15 @@ def test_episodic_training_lowers_the_loss_on_new_classes():
     after, _ = evaluate_protonet(encoder, X[~train], y[~train], episodes=40, n_way=4, k_shot=5, q_query=5)
     assert np.mean(losses[-20:]) < np.mean(losses[:20])
     assert after > before + 0.05, (before, after)
+
+
+def test_short_fewshot_experiment_reports_every_split_and_method():
+    from minidl.transfer.fewshot_experiments import PROTO_METHODS, SPLITS, main, protonet_markdown, run_protonet
+
+    r = run_protonet([0], episodes=2, eval_episodes=3, progress=False)
+    for split in SPLITS:
+        for m in PROTO_METHODS:
+            assert 0.0 <= r[split][m]["5-shot"][0] <= 1.0 and 0.0 <= r[split][m]["1-shot"][0] <= 1.0
+    assert "5-way 1-shot %" in protonet_markdown(r, [0], 2, 3, "cmd")
+    with pytest.raises(SystemExit):
+        main(["--episodes", "0"])
