@@ -242,7 +242,7 @@ def pad_sample(draw, rng):
 def where_sample(draw, rng):
     shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=3))
     c, a, b = shapes.input_shapes
-    return [rng.standard_normal(a), rng.standard_normal(b)], {"cond": rng.random(c) > 0.5}
+    return [rng.standard_normal(a), rng.standard_normal(b), rng.random(c) > 0.5], {}  # cond: a constant input
 
 
 def squeeze_sample(draw, rng):
@@ -363,7 +363,7 @@ def build_specs() -> list[OpSpec]:
         OpSpec("maximum", minidl.maximum, np.maximum, binary(), torch.maximum),
         OpSpec("minimum", minidl.minimum, np.minimum, binary(), torch.minimum),
         OpSpec("where", lambda a, b, cond: minidl.where(cond, a, b), lambda a, b, cond: np.where(cond, a, b),
-               where_sample, lambda a, b, cond: torch.where(torch.as_tensor(cond), a, b)),
+               where_sample, lambda a, b, cond: torch.where(cond, a, b)),
         OpSpec("sum", lambda x, **kw: x.sum(**kw), lambda x, **kw: np.sum(x, **kw), reduction(), _t_reduce("sum")),
         OpSpec("mean", lambda x, **kw: x.mean(**kw), lambda x, **kw: np.mean(x, **kw), reduction(), _t_reduce("mean")),
         OpSpec("var", lambda x, **kw: x.var(**kw), lambda x, **kw: np.var(x, **kw),

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import minidl
 from tests.op_specs import SPECS, draw_case, result_array, to_minidl, to_torch
+from tests.test_fake_cupy import fake_cuda  # noqa: F401  (a fixture: device="cuda" on a CuPy stand-in)
 
 torch = pytest.importorskip("torch")
 
@@ -38,12 +39,13 @@ def _gradients(spec, arrays, kw, device, seed):
     return result_array(y), [None if x.grad is None else x.grad.numpy() for x in xs if x.requires_grad]
 
 
-@_specs()
-def test_forward_matches_numpy_reference(spec, device):
+def _check_forward(spec, device, examples: int):
+    """Forward against the NumPy reference on ``device``; off the CPU, the output and the
+    gradients are also compared with the CPU's (CPU/GPU parity of the backward pass)."""
     if device != "cpu" and "host_rng" in spec.tags:
         pytest.skip("the reference draws its random mask from the host generator, which a GPU does not share")
 
-    @_cases(spec, 12)
+    @_cases(spec, examples)
     @given(data=st.data(), seed=SEEDS)
     def check(data, seed):
         arrays, kw = draw_case(spec, data, seed)
@@ -52,7 +54,7 @@ def test_forward_matches_numpy_reference(spec, device):
         expected = spec.ref(*arrays, **kw)
         assert y.shape == np.shape(expected)
         np.testing.assert_allclose(result_array(y), expected, rtol=spec.rtol, atol=spec.atol)
-        if device != "cpu":  # CPU/GPU parity of the backward pass too
+        if device != "cpu":
             y_dev, g_dev = _gradients(spec, arrays, kw, device, seed)
             y_cpu, g_cpu = _gradients(spec, arrays, kw, "cpu", seed)
             np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-10, atol=1e-12)
@@ -62,6 +64,19 @@ def test_forward_matches_numpy_reference(spec, device):
                     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
     check()
+
+
+@_specs()
+def test_forward_matches_numpy_reference(spec, device):
+    _check_forward(spec, device, 12)
+
+
+@_specs()
+def test_forward_and_backward_on_a_strict_cupy_stand_in(spec, fake_cuda):
+    """Without a GPU the device branch above still runs, on ``tests/test_fake_cupy.py``'s
+    NumPy-backed CuPy stand-in (it refuses host arrays where CuPy does): every constant input
+    must reach the device, every gradient must match the CPU's."""
+    _check_forward(spec, fake_cuda, 3)
 
 
 @_specs(lambda s: s.grad and s.numeric)
