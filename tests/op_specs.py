@@ -568,6 +568,20 @@ def _max_pool2d_ref(x, kernel_size, stride, padding, dilation):
     return np.max(np.stack(taps), axis=0)
 
 
+def _max_pool2d_indices_ref(x, kernel_size, stride, padding, dilation):
+    """The flat index h W + w (in x's own plane) of each window's maximum."""
+    (ph, pw), (kh, kw) = padding, kernel_size
+    x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    out_hw = tuple(_out_size(x.shape[2 + a], kernel_size[a], stride[a], padding[a], dilation[a]) for a in range(2))
+    taps = np.stack([_taps(x_pad, i, j, out_hw, stride, dilation) for i in range(kh) for j in range(kw)])
+    i, j = np.divmod(np.argmax(taps, axis=0), kw)
+    p = np.arange(out_hw[0]).reshape(-1, 1)
+    q = np.arange(out_hw[1]).reshape(1, -1)
+    h = p * stride[0] + i * dilation[0] - ph
+    w = q * stride[1] + j * dilation[1] - pw
+    return h * x.shape[3] + w
+
+
 def _avg_pool2d_ref(x, kernel_size, stride, padding, count_include_pad):
     """y = sum of the window's taps / (kh kw), or / (number of taps inside x) without count_include_pad."""
     (ph, pw) = padding
@@ -1042,6 +1056,9 @@ def nn_specs() -> list[OpSpec]:
                lambda x, w, b=None, **kw: TF.conv_transpose2d(x, w, b, **kw), examples=8, rtol=1e-10),
         # -------------------------------------------------------------- pooling
         OpSpec("max_pool2d", F.max_pool2d, _max_pool2d_ref, max_pool2d_sample, TF.max_pool2d, examples=8),
+        OpSpec("max_pool2d_indices", lambda x, **kw: F.max_pool2d(x, return_indices=True, **kw)[1],
+               _max_pool2d_indices_ref, max_pool2d_sample,
+               lambda x, **kw: TF.max_pool2d(x, return_indices=True, **kw)[1], grad=False, examples=8),
         OpSpec("avg_pool2d", F.avg_pool2d, _avg_pool2d_ref, avg_pool2d_sample, TF.avg_pool2d, examples=8),
         OpSpec("adaptive_avg_pool2d", F.adaptive_avg_pool2d, _adaptive_avg_pool2d_ref, adaptive_sample,
                TF.adaptive_avg_pool2d, examples=8),
@@ -1076,6 +1093,8 @@ def nn_specs() -> list[OpSpec]:
                lambda x: TF.dropout(x, 0.5, training=False), examples=4),
         OpSpec("dropout_p0_identity", lambda x: F.dropout(x, 0.0, training=True), lambda x: x, unary(),
                lambda x: TF.dropout(x, 0.0, training=True), examples=4),
+        OpSpec("dropout_p1_zeros", lambda x: F.dropout(x, 1.0, training=True), np.zeros_like, unary(),
+               lambda x: TF.dropout(x, 1.0, training=True), examples=4),
         OpSpec("dropout_seeded_mask", _seeded(lambda x: F.dropout(x, 0.3, training=True)),
                lambda x: _dropout_ref(x, 0.3), unary(shape=NONSCALAR), tags={"host_rng"}, examples=6),
         OpSpec("dropout2d_eval_identity", lambda x: F.dropout2d(x, 0.5, training=False), lambda x: x,
