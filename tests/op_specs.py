@@ -2,7 +2,9 @@
 
 Each ``OpSpec`` says how to draw inputs (hypothesis shapes, broadcast pairs included, and a
 value domain that keeps away from kinks and poles), the minidl call, an independent NumPy
-reference (the formula, written here, never a call into minidl), the PyTorch equivalent
+reference (the formula, written here, never a call into minidl's ops; the seeded-dropout
+references take their uniform draws from ``minidl.rand``, the documented source of dropout's
+randomness), the PyTorch equivalent
 (None where PyTorch has no such op), and whether second derivatives are checked.
 ``tests/functional/test_ops.py`` turns every spec into forward, gradcheck, gradgradcheck,
 torch-parity and CPU/GPU-parity tests.
