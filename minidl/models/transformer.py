@@ -85,7 +85,8 @@ class TransformerClassifier(nn.Module):
         if ids.shape[1] > self.max_len or ids.shape[1] == 0:
             raise ValueError(f"TransformerClassifier: sequence length {ids.shape[1]} is outside 1..max_len="
                              f"{self.max_len}")
-        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size):
+        # one boolean leaves the device (the ids themselves only on the error path)
+        if ids.size and bool(((ids < 0) | (ids >= self.vocab_size)).any()):
             raise ValueError(f"TransformerClassifier: token ids must lie in [0, {self.vocab_size}), got "
                              f"{int(ids.min())}..{int(ids.max())}")
         return ids
@@ -106,8 +107,9 @@ class TransformerClassifier(nn.Module):
             if pad is not None:
                 pad = xp.concatenate([xp.zeros((n, 1), dtype=bool), pad], axis=1)
         h = h + self.position_embedding(xp.arange(s))
-        if pad is not None and bool(pad.all(axis=1).any()):
+        if pad is not None:
             # a row of padding only has no key to attend to: let it see everything instead
+            # (applied to every row, a no-op for the others: asking first would sync a GPU)
             pad = pad & ~pad.all(axis=1, keepdims=True)
         return self.norm(self.encoder(h, src_key_padding_mask=pad))
 
