@@ -30,14 +30,14 @@ import os
 import tempfile
 import zipfile
 from collections import Counter, OrderedDict
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from . import backend
 from .tensor import Tensor
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+__all__ = ["save", "load", "atomic_write", "FORMAT_VERSION"]
 
 FORMAT = "minidl.save"
 FORMAT_VERSION = 1
@@ -120,12 +120,19 @@ def save(obj: Any, path: str | os.PathLike, compress: bool = False) -> str:
     manifest = {"format": FORMAT, "version": FORMAT_VERSION, "tree": tree, "arrays": len(arrays)}
     payload = {f"a{i}": a for i, a in enumerate(arrays)}
     payload[_MANIFEST] = np.frombuffer(json.dumps(manifest).encode("utf-8"), dtype=np.uint8)
+    return atomic_write(path, lambda f: (np.savez_compressed if compress else np.savez)(f, **payload))
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], Any]) -> str:
+    """Run ``write(f)`` on a temporary file next to ``path``, flush and ``fsync`` it, then
+    ``os.replace`` it over ``path``: a crash midway leaves any previous file intact.
+    Returns the path written."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".minidl-save-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(f, **payload)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

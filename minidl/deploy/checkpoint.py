@@ -6,8 +6,11 @@ A checkpoint is a ``minidl.save`` file holding either a bare state dict or
 read off the weight shapes (``infer_arch``); only LeNet5's input size is ambiguous and is
 found by trying sizes (8, 28, 32, then 4..64) or given explicitly.
 
-An int8 model (``quantize_cli``) is saved as ``{"format": "minidl.int8", "arch": ...,
-"model": int8 state dict}`` and rebuilt by ``load_quantized``.
+An int8 model (``quantize_cli``) is saved by ``save_quantized`` as a packed file
+(``minidl.deploy.packed``: all int8 weights in one blob, int32 biases and zero points in
+another, the scales in a third) whose meta is ``{"format": "minidl.int8", "arch": ...}``,
+and rebuilt by ``load_quantized``, which also reads the earlier ``minidl.save`` layout
+(``{"format": "minidl.int8", "arch", "model"}`` with float32 biases, quantized on loading).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import numpy as np
 from .. import nn
 from ..models import MLP, LeNet5
 from ..serialization import load, save
+from .packed import is_packed_file, load_packed, save_packed
 from .quantization import QuantizedConv2d, QuantizedLinear
 
 __all__ = ["save_model", "infer_arch", "build_model", "load_model", "save_quantized", "load_quantized"]
@@ -113,26 +117,44 @@ def load_model(path: str | os.PathLike, model: str | None = None, input_size: in
     return net.eval()
 
 
-def save_quantized(qmodel: nn.Module, arch: dict, path: str | os.PathLike) -> str:
-    """Save an int8 model (from ``quantize_model``) with the architecture of its float model."""
-    return save({"format": "minidl.int8", "arch": arch, "model": qmodel.state_dict()}, path)
+def save_quantized(qmodel: nn.Module, arch: dict, path: str | os.PathLike, compress: bool = False) -> str:
+    """Save an int8 model (from ``quantize_model``) with the architecture of its float model
+    as a packed file (``compress=True`` deflates the arrays)."""
+    return save_packed(qmodel.state_dict(), path, meta={"format": "minidl.int8", "arch": arch}, compress=compress)
+
+
+def _read_quantized(path: str | os.PathLike) -> tuple[dict, dict]:
+    """(arch, int8 state dict) from a packed file or the earlier minidl.save layout."""
+    if is_packed_file(path):
+        sd, meta = load_packed(path)
+        obj = dict(meta, model=sd) if isinstance(meta, dict) else None
+    else:
+        obj = load(path)
+    if not isinstance(obj, dict) or obj.get("format") != "minidl.int8" or not isinstance(obj.get("arch"), dict):
+        raise ValueError(f"load_quantized: {os.fspath(path)!r} is not an int8 model saved by save_quantized")
+    return obj["arch"], obj["model"]
 
 
 def load_quantized(path: str | os.PathLike) -> nn.Module:
-    """Rebuild an int8 model saved by ``save_quantized``."""
-    obj = load(path)
-    if not isinstance(obj, dict) or obj.get("format") != "minidl.int8":
-        raise ValueError(f"load_quantized: {os.fspath(path)!r} is not an int8 model saved by save_quantized")
-    sd, net = obj["model"], build_model(obj["arch"]).eval()
+    """Rebuild an int8 model saved by ``save_quantized`` (in eval mode)."""
+    arch, sd = _read_quantized(path)
+    sd, net = dict(sd), build_model(arch).eval()
     for path_, parent in list(net.named_modules()):
         for name, child in list(parent._modules.items()):
             key = (path_ + "." if path_ else "") + name + "."
-            args = (sd[key + "weight_int8"], sd[key + "weight_scale"], sd.get(key + "bias"),
-                    sd[key + "input_scale"], sd[key + "input_zero_point"]) if key + "weight_int8" in sd else None
-            if args is not None and type(child) is nn.Linear:
-                parent._modules[name] = QuantizedLinear(*args)
-            elif args is not None and type(child) is nn.Conv2d:
-                parent._modules[name] = QuantizedConv2d(*args, stride=child.stride, padding=child.padding,
-                                                        dilation=child.dilation, groups=child.groups)
+            if key + "weight_int8" not in sd or type(child) not in (nn.Linear, nn.Conv2d):
+                continue
+            bias = sd.pop(key + "bias", None)  # a float32 bias in the earlier layout
+            bias = sd.get(key + "bias_int32", bias)
+            args = (sd[key + "weight_int8"], sd[key + "weight_scale"], bias, sd[key + "input_scale"],
+                    sd[key + "input_zero_point"])
+            if type(child) is nn.Linear:
+                q = QuantizedLinear(*args)
+            else:
+                q = QuantizedConv2d(*args, stride=child.stride, padding=child.padding, dilation=child.dilation,
+                                    groups=child.groups)
+            parent._modules[name] = q
+            if q.bias_int32 is not None:
+                sd[key + "bias_int32"] = q.bias_int32.data
     net.load_state_dict(sd)
     return net

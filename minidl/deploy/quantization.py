@@ -9,14 +9,21 @@ calibration set (widened to contain 0, so that zero padding is exact):
 
     s_x = (hi - lo) / 255,   z_x = round(-128 - lo / s_x),   x_q = clip(round(x / s_x) + z_x, -128, 127)
 
-The int8 layer then computes, with int32 accumulation (no float in the inner loop):
+The bias is stored as int32 in the accumulator's units (the usual integer pipeline):
 
-    acc[n, c] = sum_k x_q[n, k] W_q[c, k]  -  z_x sum_k W_q[c, k]          (int32)
-    y[n, c]   = s_x s_w[c] acc[n, c] + b[c]                                 (float32)
+    b_q[c] = round(b[c] / (s_x s_w[c]))                                    (int32)
 
-which is (x_q - z_x) s_x  times  W_q s_w, the dequantized product. ``quantize_model``
-replaces every Linear and Conv2d of a copy of the model by these layers (``QuantizedLinear``,
-``QuantizedConv2d``), which store int8 weights: a quarter of the float32 bytes.
+and the int8 layer computes, with int32 accumulation (no float in the inner loop):
+
+    acc[n, c] = sum_k x_q[n, k] W_q[c, k]  -  z_x sum_k W_q[c, k]  +  b_q[c]   (int32)
+    y[n, c]   = s_x s_w[c] acc[n, c]                                          (float32)
+
+which is (x_q - z_x) s_x  times  W_q s_w, the dequantized product, plus the bias to within
+half a step s_x s_w[c] / 2. ``quantize_model`` replaces every Linear and Conv2d of a copy
+of the model by these layers (``QuantizedLinear``, ``QuantizedConv2d``), which store int8
+weights (a quarter of the float32 bytes), int32 biases and one scale per channel, in
+float32 or, with ``scale_dtype="float16"``, in float16 (the scale is rounded up to a
+float16 value first and the weights quantized with it, so nothing is lost in storage).
 
 Quantization-aware training (QAT) trains through the rounding with ``fake_quantize``:
 forward y = (clip(round(x/s) + z, qmin, qmax) - z) s, backward the straight-through
@@ -34,14 +41,14 @@ import numpy as np
 
 from .. import backend
 from .. import nn
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..functional.conv import conv2d
 from ..functional.linalg import linear
 from ..tensor import Tensor
 from .inference import predict
 
 __all__ = [
-    "quantize_per_channel", "activation_qparams", "quantize_affine", "QuantizedLinear", "QuantizedConv2d",
+    "quantize_per_channel", "quantize_bias", "activation_qparams", "quantize_affine", "QuantizedLinear", "QuantizedConv2d",
     "calibrate_ranges", "quantize_model", "FakeQuantize", "fake_quantize", "QATLinear", "QATConv2d",
     "prepare_qat", "convert_qat",
 ]
@@ -49,20 +56,45 @@ __all__ = [
 QMIN, QMAX = -128, 127
 
 
-def quantize_per_channel(w: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def quantize_per_channel(w: np.ndarray, axis: int = 0, scale_dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 per-channel quantization of ``w`` along ``axis``.
 
-    Returns (w_q int8 with w's shape, scale float32 (w.shape[axis],)) with
-    scale[c] = max |w[c]| / 127 and w_q = clip(round(w / scale), -127, 127).
+    Returns (w_q int8 with w's shape, scale (w.shape[axis],) of ``scale_dtype``) with
+    scale[c] = max |w[c]| / 127 and w_q = clip(round(w / scale), -127, 127). With
+    ``scale_dtype="float16"`` the scale is rounded up to the next float16 value (so no
+    weight is clipped) before the weights are quantized with it.
     """
+    if scale_dtype not in ("float32", "float16"):
+        raise ValueError(f"quantize_per_channel: scale_dtype must be 'float32' or 'float16', got {scale_dtype!r}")
     w = np.asarray(w, dtype=np.float32)
     moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
     scale = (np.abs(moved).max(axis=1) / 127.0).astype(np.float32)
     scale = np.where(scale > 0, scale, np.float32(1.0))  # an all-zero channel stays zero
-    shape = [1] * w.ndim
-    shape[axis] = -1
-    q = np.clip(np.rint(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+    if scale_dtype == "float16":
+        if scale.max() > np.finfo(np.float16).max:
+            raise ValueError(f"quantize_per_channel: a weight of magnitude {np.abs(w).max():.3g} overflows a "
+                             "float16 scale; use scale_dtype='float32'")
+        half = scale.astype(np.float16)
+        half = np.where(half.astype(np.float32) < scale, np.nextafter(half, np.float16(np.inf)), half)
+        q = np.clip(np.rint(w / _expand(half.astype(np.float32), w.ndim, axis)), -127, 127).astype(np.int8)
+        return q, half
+    q = np.clip(np.rint(w / _expand(scale, w.ndim, axis)), -127, 127).astype(np.int8)
     return q, scale
+
+
+def _expand(v: Any, ndim: int, axis: int) -> Any:
+    """A per-channel vector shaped to broadcast along ``axis`` of an ndim-array."""
+    shape = [1] * ndim
+    shape[axis] = -1
+    return v.reshape(shape)
+
+
+def quantize_bias(bias: np.ndarray, in_scale: float, w_scale: np.ndarray) -> np.ndarray:
+    """b_q = round(b / (s_x s_w)) as int32 (clipped to the int32 range), the bias in the
+    units of the int32 accumulator. bias and w_scale: (C,); returns (C,) int32."""
+    step = np.float32(in_scale) * np.asarray(w_scale, np.float32)
+    q = np.rint(np.asarray(bias, np.float64) / step.astype(np.float64))
+    return np.clip(q, np.iinfo(np.int32).min, np.iinfo(np.int32).max).astype(np.int32)
 
 
 def activation_qparams(lo: float, hi: float) -> tuple[np.float32, np.int32]:
@@ -84,23 +116,47 @@ def _as_array(x: Any) -> Any:
 
 
 class _QuantizedBase(nn.Module):
-    """Buffers shared by the int8 layers: int8 weight, per-channel scales, float bias, input qparams."""
+    """Buffers shared by the int8 layers: ``weight_int8``, per-channel ``weight_scale``
+    (float32 or float16), ``bias_int32`` (or None), ``input_scale``, ``input_zero_point``.
+
+    ``bias`` may be given as floats (quantized here with ``quantize_bias``) or as int32
+    (already in the accumulator's units, e.g. read back from a file)."""
 
     def _init_buffers(self, w_q: np.ndarray, w_scale: np.ndarray, bias: np.ndarray | None,
                       in_scale: float, in_zero: int) -> None:
+        w_q, w_scale = np.asarray(w_q), np.asarray(w_scale)
+        name = type(self).__name__
+        if w_q.dtype != np.int8:
+            raise TypeError(f"{name}: weights must be int8, got {w_q.dtype}")
+        if w_scale.dtype not in (np.float32, np.float16) or w_scale.shape != (w_q.shape[0],):
+            raise ValueError(f"{name}: weight_scale must be float32 or float16 of shape ({w_q.shape[0]},), "
+                             f"got {w_scale.dtype} {w_scale.shape}")
         self.register_buffer("weight_int8", Tensor(w_q))
-        self.register_buffer("weight_scale", Tensor(np.asarray(w_scale, np.float32)))
-        self.register_buffer("bias", Tensor(np.asarray(bias, np.float32)) if bias is not None else None)
+        self.register_buffer("weight_scale", Tensor(w_scale))
         self.register_buffer("input_scale", Tensor(np.asarray(in_scale, np.float32)))
         self.register_buffer("input_zero_point", Tensor(np.asarray(in_zero, np.int32)))
+        if bias is not None:
+            bias = np.asarray(bias)
+            if bias.shape != (w_q.shape[0],):
+                raise ValueError(f"{name}: bias must have shape ({w_q.shape[0]},), got {bias.shape}")
+            if bias.dtype != np.int32:
+                bias = quantize_bias(bias, in_scale, w_scale)
+        self.register_buffer("bias_int32", Tensor(bias) if bias is not None else None)
+
+    def output_scale(self) -> Any:
+        """s_x s_w[c] (float32, per output channel): the value of one accumulator step."""
+        return self.input_scale.data * self.weight_scale.data.astype(np.float32)
+
+    def dequantized_bias(self) -> Any:
+        """The float bias the layer adds, b_q s_x s_w (None without a bias)."""
+        return None if self.bias_int32 is None else self.bias_int32.data.astype(np.float32) * self.output_scale()
 
     def _dequantize(self, acc: Any, channel_axis: int) -> Tensor:
-        shape = [1] * acc.ndim
-        shape[channel_axis] = -1
+        """y = s_x s_w[c] (acc + b_q[c]) as float32."""
         xp = backend.get_array_module(acc)
-        y = acc.astype(np.float32) * (self.input_scale.data * self.weight_scale.data).reshape(shape)
-        if self.bias is not None:
-            y += self.bias.data.reshape(shape)
+        if self.bias_int32 is not None:
+            acc = acc + _expand(self.bias_int32.data, acc.ndim, channel_axis)
+        y = acc.astype(np.float32) * _expand(self.output_scale(), acc.ndim, channel_axis)
         return Tensor(xp.ascontiguousarray(y))
 
     def quantize_input(self, x: Any) -> Any:
@@ -120,9 +176,9 @@ class QuantizedLinear(_QuantizedBase):
         self._init_buffers(w_q, w_scale, bias, in_scale, in_zero)
 
     @classmethod
-    def from_float(cls, layer: nn.Linear, lo: float, hi: float) -> "QuantizedLinear":
+    def from_float(cls, layer: nn.Linear, lo: float, hi: float, scale_dtype: str = "float32") -> "QuantizedLinear":
         """Quantize ``layer``'s weights per output row and its input range [lo, hi]."""
-        w_q, w_scale = quantize_per_channel(backend.to_numpy(layer.weight.data), axis=0)
+        w_q, w_scale = quantize_per_channel(backend.to_numpy(layer.weight.data), axis=0, scale_dtype=scale_dtype)
         bias = backend.to_numpy(layer.bias.data) if layer.bias is not None else None
         return cls(w_q, w_scale, bias, *activation_qparams(lo, hi))
 
@@ -170,9 +226,9 @@ class QuantizedConv2d(_QuantizedBase):
         self._init_buffers(w_q, w_scale, bias, in_scale, in_zero)
 
     @classmethod
-    def from_float(cls, layer: nn.Conv2d, lo: float, hi: float) -> "QuantizedConv2d":
+    def from_float(cls, layer: nn.Conv2d, lo: float, hi: float, scale_dtype: str = "float32") -> "QuantizedConv2d":
         """Quantize ``layer``'s weights per output channel and its input range [lo, hi]."""
-        w_q, w_scale = quantize_per_channel(backend.to_numpy(layer.weight.data), axis=0)
+        w_q, w_scale = quantize_per_channel(backend.to_numpy(layer.weight.data), axis=0, scale_dtype=scale_dtype)
         bias = backend.to_numpy(layer.bias.data) if layer.bias is not None else None
         return cls(w_q, w_scale, bias, *activation_qparams(lo, hi), stride=layer.stride, padding=layer.padding,
                    dilation=layer.dilation, groups=layer.groups)
@@ -245,17 +301,21 @@ def calibrate_ranges(model: nn.Module, data: Any, batch_size: int = 256,
     return {k: (v[0], v[1]) for k, v in ranges.items()}
 
 
-def quantize_model(model: nn.Module, calibration_data: Any, batch_size: int = 256) -> nn.Module:
+def quantize_model(model: nn.Module, calibration_data: Any, batch_size: int = 256,
+                   scale_dtype: str = "float32") -> nn.Module:
     """An int8 copy of ``model``: every Linear and Conv2d becomes a Quantized layer whose
-    input range was measured on ``calibration_data`` (N, ...). ``model`` is not changed."""
+    input range was measured on ``calibration_data`` (N, ...), with per-channel weight
+    scales stored as ``scale_dtype`` ("float32" or "float16"). ``model`` is not changed."""
+    if scale_dtype not in ("float32", "float16"):
+        raise ValueError(f"quantize_model: scale_dtype must be 'float32' or 'float16', got {scale_dtype!r}")
     ranges = calibrate_ranges(model, calibration_data, batch_size)
     q = copy.deepcopy(model).eval()
 
     def make(path, child):
         if type(child) is nn.Linear:
-            return QuantizedLinear.from_float(child, *ranges[path])
+            return QuantizedLinear.from_float(child, *ranges[path], scale_dtype=scale_dtype)
         if type(child) is nn.Conv2d:
-            return QuantizedConv2d.from_float(child, *ranges[path])
+            return QuantizedConv2d.from_float(child, *ranges[path], scale_dtype=scale_dtype)
         return None
 
     if type(q) in (nn.Linear, nn.Conv2d):
@@ -279,8 +339,9 @@ class FakeQuantize(Function):
         s = xp.asarray(self.scale, dtype=x.dtype)
         z = xp.asarray(self.zero_point, dtype=x.dtype)
         q = xp.clip(xp.rint(x / s) + z, self.qmin, self.qmax)
-        lo, hi = (self.qmin - z) * s, (self.qmax - z) * s
-        self.mask = ((x >= lo) & (x <= hi)).astype(x.dtype)
+        if is_grad_enabled():  # the mask is for the backward only; nothing is recorded otherwise
+            lo, hi = (self.qmin - z) * s, (self.qmax - z) * s
+            self.mask = ((x >= lo) & (x <= hi)).astype(x.dtype)
         return ((q - z) * s).astype(x.dtype)
 
     def backward(self, gy):
@@ -362,15 +423,17 @@ def prepare_qat(model: nn.Module, calibration_data: Any = None) -> nn.Module:
     return q
 
 
-def convert_qat(model: nn.Module) -> nn.Module:
-    """The int8 model of a QAT-trained model (its ranges and weights); ``model`` is not changed."""
+def convert_qat(model: nn.Module, scale_dtype: str = "float32") -> nn.Module:
+    """The int8 model of a QAT-trained model (its ranges and weights; per-channel scales as
+    ``scale_dtype``); ``model`` is not changed."""
     q = copy.deepcopy(model).eval()
 
     def make(path, child):
+        lo_hi = (float(child.input_min.data), float(child.input_max.data)) if isinstance(child, _QATBase) else None
         if isinstance(child, QATLinear):
-            return QuantizedLinear.from_float(child.layer, float(child.input_min.data), float(child.input_max.data))
+            return QuantizedLinear.from_float(child.layer, *lo_hi, scale_dtype=scale_dtype)
         if isinstance(child, QATConv2d):
-            return QuantizedConv2d.from_float(child.layer, float(child.input_min.data), float(child.input_max.data))
+            return QuantizedConv2d.from_float(child.layer, *lo_hi, scale_dtype=scale_dtype)
         return None
 
     _replace(q, make)

@@ -2,8 +2,10 @@
 
 Weights are quantized per output channel (symmetric int8); the input range of every
 Linear/Conv2d is measured on a calibration set: the digits training split (default) or
-an ``.npz`` file with an array ``X``. Prints the sizes and, with ``--evaluate`` (digits
-models only), the test accuracy of the float and int8 models.
+an ``.npz`` file with an array ``X``. The int8 model is written as a packed file (all
+int8 weights in one blob; see ``minidl.deploy.packed``) that ``load_quantized`` reads.
+Prints the sizes and, with ``--evaluate`` (digits models only), the test accuracy of the
+float and int8 models.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 
 from .checkpoint import infer_arch, load_model, save_quantized
 from .inference import predict
+from .packed import save_packed
 from .quantization import quantize_model
 
 __all__ = ["main"]
@@ -24,12 +27,16 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m minidl quantize", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a minidl.save file with the float model's state dict")
-    p.add_argument("--out", required=True, help="where to write the int8 model (a minidl.save file)")
+    p.add_argument("--out", required=True, help="where to write the int8 model (a packed file)")
     p.add_argument("--model", choices=["lenet", "mlp"], default=None, help="architecture (default: inferred)")
     p.add_argument("--input-size", type=int, default=None, help="LeNet5 image size when the checkpoint does not say")
     p.add_argument("--calibration", default="digits",
                    help="'digits' (the digits training split) or an .npz file holding an array X")
     p.add_argument("--num-calibration", type=int, default=256, help="calibration samples (default 256)")
+    p.add_argument("--scale-dtype", choices=["float32", "float16"], default="float16",
+                   help="storage of the per-channel weight scales (default float16: the scale is rounded up "
+                        "to a float16 value before the weights are quantized with it)")
+    p.add_argument("--compress", action="store_true", help="deflate the int8 arrays in the file")
     p.add_argument("--evaluate", action="store_true", help="report digits test accuracy, float vs int8")
     return p
 
@@ -53,13 +60,17 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"quantize: {args.calibration} has no array named X (it has {z.files})")
             X_cal = z["X"]
     X_cal = X_cal[:args.num_calibration].astype(np.float32)
-    qmodel = quantize_model(model, X_cal)
-    save_quantized(qmodel, infer_arch(model.state_dict(), getattr(model, "input_size", None)), args.out)
+    qmodel = quantize_model(model, X_cal, scale_dtype=args.scale_dtype)
+    arch = infer_arch(model.state_dict(), getattr(model, "input_size", None))
+    save_quantized(qmodel, arch, args.out, compress=args.compress)
     with tempfile.TemporaryDirectory() as tmp:
-        f_size = os.path.getsize(save(model.state_dict(), os.path.join(tmp, "f.npz")))
+        f_npz = os.path.getsize(save(model.state_dict(), os.path.join(tmp, "f.npz"), compress=args.compress))
+        f_packed = os.path.getsize(save_packed(model.state_dict(), os.path.join(tmp, "f.bin"), {"arch": arch},
+                                               compress=args.compress))
     q_size = os.path.getsize(args.out)
-    print(f"wrote {args.out}: int8 {q_size} bytes vs float32 {f_size} bytes ({q_size / f_size:.2f}x), "
-          f"calibrated on {len(X_cal)} samples")
+    how = "deflated " if args.compress else ""
+    print(f"wrote {args.out}: int8 {q_size} bytes; float32 {how}packed {f_packed} bytes ({q_size / f_packed:.3f}x), "
+          f"float32 {how}.npz {f_npz} bytes ({q_size / f_npz:.3f}x); calibrated on {len(X_cal)} samples")
     if args.evaluate:
         _, _, X_test, _, _, y_test = _digits()
         acc_f = float(np.mean(predict(model, X_test).argmax(1) == y_test))

@@ -1,4 +1,6 @@
 """The export and quantize commands on small checkpoints; checkpoint architecture inference."""
+import os
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,42 @@ def test_architecture_is_inferred_from_a_bare_state_dict(model, tmp_path):
 def test_unknown_state_dict_is_refused():
     with pytest.raises(ValueError, match="neither a LeNet5"):
         infer_arch({"encoder.weight": np.zeros((2, 2))})
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_packed_int8_checkpoint_reloads_with_identical_outputs_and_few_extra_bytes(compress, tmp_path, rng):
+    from minidl.deploy import quantize_model
+    from minidl.deploy.checkpoint import save_quantized
+
+    model = LeNet5(input_size=8)
+    X = rng.random((32, 1, 8, 8)).astype(np.float32)
+    q = quantize_model(model, X, scale_dtype="float16")
+    path = save_quantized(q, infer_arch(model.state_dict()), tmp_path / "q.bin", compress=compress)
+    back = load_quantized(path)
+    np.testing.assert_array_equal(predict(back, X), predict(q, X))
+    for (k, v), (k2, v2) in zip(q.state_dict().items(), back.state_dict().items()):
+        assert k == k2 and v.dtype == v2.dtype
+        np.testing.assert_array_equal(v, v2)
+    arrays = sum(v.nbytes for v in q.state_dict().values())
+    assert os.path.getsize(path) <= arrays + 600  # header + deflated manifest with the architecture
+
+
+def test_int8_checkpoint_in_the_earlier_npz_layout_still_loads(tmp_path, rng):
+    from minidl.deploy import quantize_model
+
+    model = LeNet5(input_size=8)
+    X = rng.random((32, 1, 8, 8)).astype(np.float32)
+    q = quantize_model(model, X)
+    float_state = model.state_dict()
+    old = {}  # the earlier layout kept the float32 biases under "bias"
+    for k, v in q.state_dict().items():
+        if k.endswith(".bias_int32"):
+            old[k[:-len("_int32")]] = float_state[k[:-len("_int32")]]
+        else:
+            old[k] = v
+    minidl.save({"format": "minidl.int8", "arch": infer_arch(model.state_dict()), "model": old}, tmp_path / "q.npz")
+    back = load_quantized(tmp_path / "q.npz")
+    np.testing.assert_array_equal(predict(back, X), predict(q, X))
+    with pytest.raises(ValueError, match="not an int8 model"):
+        minidl.save({"format": "other"}, tmp_path / "x.npz")
+        load_quantized(tmp_path / "x.npz")

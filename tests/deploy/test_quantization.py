@@ -121,3 +121,66 @@ def test_qat_conv_wrapper_runs(rng):
     assert out.shape == (2, 2, 3, 3)
     out.sum().backward()
     assert qat[0].layer.weight.grad is not None
+
+
+def test_bias_is_int32_in_accumulator_units_within_half_a_step(rng):
+    from minidl.deploy import quantize_bias
+
+    layer = nn.Linear(20, 6)
+    x = rng.standard_normal((5, 20)).astype(np.float32)
+    q = QuantizedLinear.from_float(layer, float(x.min()), float(x.max()))
+    step = q.input_scale.data * q.weight_scale.data
+    b = layer.bias.numpy()
+    assert q.bias_int32.data.dtype == np.int32
+    np.testing.assert_array_equal(q.bias_int32.data, np.rint(b.astype(np.float64) / step.astype(np.float64)))
+    np.testing.assert_array_equal(quantize_bias(b, q.input_scale.data, q.weight_scale.data), q.bias_int32.data)
+    assert np.all(np.abs(q.dequantized_bias() - b) <= 0.5 * step * (1 + 1e-6))
+    # y = s_x s_w (acc + b_q): the float-bias formula to within half a step per channel
+    acc = q.accumulate(q.quantize_input(x))
+    with_float_bias = acc * step + b
+    assert np.all(np.abs(q(minidl.tensor(x)).numpy() - with_float_bias) <= 0.5 * step * (1 + 1e-5) + 1e-6)
+
+
+def test_float16_scales_are_exact_in_float16_and_clip_no_weight(rng):
+    w = rng.standard_normal((8, 40)).astype(np.float32) * np.logspace(-6, 1, 8, dtype=np.float32)[:, None]
+    q, s = quantize_per_channel(w, scale_dtype="float16")
+    assert s.dtype == np.float16
+    s32 = s.astype(np.float32)
+    assert np.all(s32 >= np.abs(w).max(axis=1) / 127)  # rounded up: no weight beyond 127 steps
+    err = np.abs(q * s32[:, None] - w).max(axis=1)
+    assert np.all(err <= s32 / 2 * (1 + 1e-6))
+    with pytest.raises(ValueError, match="scale_dtype"):
+        quantize_per_channel(w, scale_dtype="int8")
+    with pytest.raises(ValueError, match="overflows a float16 scale"):
+        quantize_per_channel(np.full((1, 2), 1e7, np.float32), scale_dtype="float16")
+
+
+def test_float16_scale_model_stays_close_to_the_float32_scale_model(rng):
+    from minidl.models import LeNet5
+
+    model = LeNet5(input_size=8)
+    X = rng.random((64, 1, 8, 8)).astype(np.float32)
+    q32, q16 = quantize_model(model, X), quantize_model(model, X, scale_dtype="float16")
+    assert q16.features[0].weight_scale.data.dtype == np.float16
+    a, b = predict(q32, X), predict(q16, X)
+    assert np.abs(a - b).max() <= 0.02 * np.abs(a).max()
+    with pytest.raises(ValueError, match="scale_dtype"):
+        quantize_model(model, X, scale_dtype="bf16")
+
+
+def test_quantized_layer_checks_its_buffers():
+    with pytest.raises(TypeError, match="weights must be int8"):
+        QuantizedLinear(np.zeros((2, 3), np.float32), np.ones(2, np.float32), None, 0.1, 0)
+    with pytest.raises(ValueError, match=r"weight_scale must be float32 or float16 of shape \(2,\)"):
+        QuantizedLinear(np.zeros((2, 3), np.int8), np.ones(3, np.float32), None, 0.1, 0)
+    with pytest.raises(ValueError, match=r"bias must have shape \(2,\)"):
+        QuantizedLinear(np.zeros((2, 3), np.int8), np.ones(2, np.float32), np.zeros(3), 0.1, 0)
+
+
+def test_fake_quantize_keeps_no_backward_mask_when_nothing_is_recorded():
+    x = minidl.tensor(np.linspace(-2, 2, 9), requires_grad=True)
+    f = FakeQuantize(0.5, 0, -2, 2)
+    with minidl.no_grad():
+        y = f(x)
+    assert not hasattr(f, "mask") and y.creator is None
+    np.testing.assert_array_equal(y.numpy(), fake_quantize(x, 0.5, 0, -2, 2).numpy())
