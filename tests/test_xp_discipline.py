@@ -24,7 +24,8 @@ SCOPE = (
     + sorted((ROOT / "minidl" / "optim").glob("*.py"))
     + sorted((ROOT / "minidl" / "models").glob("*.py"))
     + [ROOT / "minidl" / name for name in ("autograd.py", "tensor.py", "creation.py")]
-    + [ROOT / "minidl" / "train" / "callbacks.py", ROOT / "minidl" / "data" / "dataloader.py"]
+    + [ROOT / "minidl" / "train" / name for name in ("callbacks.py", "trainer.py")]
+    + [ROOT / "minidl" / "data" / "dataloader.py"]
 )
 
 # Functions whose bodies run once (or more) per training step: every function of
@@ -32,6 +33,7 @@ SCOPE = (
 HOT_FUNCTIONS = {
     "forward", "backward", "_backward_arrays", "_backward_differentiable", "_target_distribution",
     "_update", "step", "adam_moment_step", "clip_grad_norm_", "clip_grad_value_", "max_norm_",
+    "_train_epoch",
 }
 
 # NumPy names that never touch a data array: dtypes, shape arithmetic, error states.
@@ -75,6 +77,14 @@ ALLOWED_SITES = {
     ("minidl/functional/loss.py", "binary_cross_entropy", "bool"): VALIDATION,
     ("minidl/functional/loss.py", "binary_cross_entropy", "float"): VALIDATION,
     ("minidl/functional/embedding.py", "embedding", "bool"): VALIDATION,
+    ("minidl/train/trainer.py", "_train_epoch", "item"):
+        "the Trainer's NaN guard: the loss must be known finite before the update (one scalar per step)",
+    ("minidl/train/trainer.py", "_train_epoch", "to_numpy"):
+        "only when metrics or the progress bar need the outputs (documented: a copy per step on a GPU)",
+    ("minidl/train/trainer.py", "_train_epoch", "asarray"):
+        "a target that is not a Tensor is already a host object",
+    ("minidl/train/trainer.py", "_train_epoch", "int"):
+        "counts correct predictions on the host copy made for the progress bar",
     ("minidl/functional/attention.py", "attention", "bool"):
         "asked only for NumPy masks (xp is np); on a GPU the fix for fully masked rows is always applied",
     ("minidl/optim/regularization.py", "clip_grad_norm_", "asarray"):
