@@ -21,3 +21,18 @@ def test_fit_lowers_the_loss_and_leaves_eval_mode(rng):
     history = fit(model, X, y, epochs=15, lr=0.02, batch_size=20, progress=False)
     assert history[-1] < 0.5 * history[0] and not model.training
     assert np.mean(predict(model, X).argmax(1) == y) >= 0.9
+
+
+@pytest.mark.slow
+def test_compress_tiny_runs_end_to_end_without_touching_results(tmp_path, capsys):
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "RESULTS.md"
+    before = results.read_bytes() if results.exists() else None
+    assert cli_main(["compress", "--tiny", "--no-write", "--no-progress", "--plots", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for section in ("## Compression (digits CNN)", "## Inference mode", "## Calibration", "## Adversarial robustness"):
+        assert section in out
+    assert "load_quantized identical: yes" in out and "eval mode, inference_mode()" in out
+    assert (tmp_path / "calibration_reliability.png").exists()
+    assert (results.read_bytes() if results.exists() else None) == before

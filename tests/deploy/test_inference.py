@@ -62,3 +62,58 @@ def test_batches_follow_the_model_device(rng):
     t = batch_to(x, model)
     assert isinstance(t, minidl.Tensor) and t.device == model.weight.device
     np.testing.assert_array_equal(t.numpy(), x)
+
+
+def _model():
+    return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Dropout(0.3), nn.Flatten(), nn.Linear(16, 8), nn.LayerNorm(8), nn.GELU(), nn.Linear(8, 3))
+
+
+def _live_functions() -> int:
+    import gc
+
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, minidl.Function))
+
+
+def _module_state(model):
+    return [(name, sorted(vars(m)), [(k, id(v), None if v is None else v.data.copy())
+                                      for k, v in m._buffers.items()]) for name, m in model.named_modules()]
+
+
+def test_inference_mode_forward_keeps_no_function_no_grad_and_no_new_layer_state(rng):
+    model = _model().eval()
+    x = minidl.tensor(rng.standard_normal((5, 2, 4, 4)).astype(np.float32))
+    state = _module_state(model)
+    before = _live_functions()
+    with inference_mode():
+        y = model(x)
+    assert y.creator is None and not y.requires_grad
+    assert _live_functions() == before  # nothing recorded stays alive with the output
+    assert all(p.grad is None for p in model.parameters())
+    after = _module_state(model)
+    assert [(n, keys) for n, keys, _ in after] == [(n, keys) for n, keys, _ in state]
+    for (_, _, bufs_a), (_, _, bufs_b) in zip(after, state):
+        for (k, ida, va), (k2, idb, vb) in zip(bufs_a, bufs_b):
+            assert k == k2 and ida == idb
+            np.testing.assert_array_equal(va, vb)
+    y_graph = model(x)  # the same forward with recording on: the check above can fail
+    assert y_graph.creator is not None and _live_functions() > before
+    np.testing.assert_allclose(y.numpy(), y_graph.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_inference_mode_output_holds_only_its_own_memory(rng):
+    from minidl.deploy.experiments import held_bytes
+
+    x = minidl.tensor(rng.standard_normal((64, 2, 8, 8)).astype(np.float32))
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 3)).eval()
+
+    def run_inference():
+        with inference_mode():
+            return model(x)
+
+    out_bytes = 64 * 3 * 4
+    held_inference = held_bytes(run_inference)
+    held_graph = held_bytes(lambda: model(x))
+    assert held_inference < out_bytes + 4096
+    assert held_graph > 64 * 4 * 64 * 4  # the graph keeps at least the conv output (N, 4, 8, 8) float32
