@@ -53,21 +53,38 @@ class KeyQueue:
     def __len__(self) -> int:
         return self.keys.shape[0]
 
+    def to(self, device: Any) -> "KeyQueue":
+        """Keep the ring buffer on ``device`` (where the keys are made), so pushing is a
+        device-side copy and the loss reads the queue without a transfer."""
+        self.keys = backend.to_device(self.keys, device)
+        return self
+
+    def tensor(self, like: Tensor) -> Tensor:
+        """The buffer as a constant Tensor on ``like``'s device (moved there once if needed)."""
+        if backend.device_of(self.keys) != backend.device_of(like.data):
+            self.to(backend.device_of(like.data))
+        return Tensor(self.keys)
+
     def push(self, new_keys: Any) -> None:
         """Append ``new_keys`` (n, D), dropping the n oldest keys (only the last K if n > K)."""
-        new = new_keys.data if isinstance(new_keys, Tensor) else np.asarray(new_keys)
+        new = new_keys.data if isinstance(new_keys, Tensor) else new_keys
+        if backend.get_array_module(new) is np:
+            new = np.asarray(new)
         if new.ndim != 2 or new.shape[1] != self.keys.shape[1]:
             raise ValueError(f"KeyQueue.push: keys must be (n, {self.keys.shape[1]}), got shape {new.shape}")
+        if backend.device_of(new) != backend.device_of(self.keys):
+            self.to(backend.device_of(new))
+        xp = backend.get_array_module(self.keys)
         size = len(self)
         if new.shape[0] > size:
             new = new[-size:]
-        slots = (self.ptr + np.arange(new.shape[0])) % size
-        self.keys[slots] = backend.to_numpy(new).astype(self.keys.dtype, copy=False)
+        slots = (self.ptr + xp.arange(new.shape[0])) % size
+        self.keys[slots] = new.astype(self.keys.dtype, copy=False)
         self.ptr = int((self.ptr + new.shape[0]) % size)
 
-    def ordered(self) -> np.ndarray:
-        """The keys oldest first (K, D)."""
-        return np.roll(self.keys, -self.ptr, axis=0)
+    def ordered(self) -> Any:
+        """The keys oldest first (K, D), on the queue's device."""
+        return backend.get_array_module(self.keys).roll(self.keys, -self.ptr, axis=0)
 
 
 class MoCo(Module):
@@ -106,7 +123,7 @@ class MoCo(Module):
         n = view1.shape[0]
         q = normalize(self.query_net(both), dim=1)                   # queries: view1 then view2
         k = self.keys(concat([view2, view1], axis=0))                 # each query's key: the other view
-        loss = info_nce(q, k, Tensor(self.queue.keys), self.temperature)
+        loss = info_nce(q, k, self.queue.tensor(q), self.temperature)
         self._pending_keys = k.data[:n]  # one key per image enters the queue after the step
         return loss
 

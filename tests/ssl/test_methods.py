@@ -11,6 +11,7 @@ from minidl.ssl.augment import TwoViews, digits_augmentation
 from minidl.ssl.encoders import DigitEncoder
 from minidl.ssl.losses import simsiam_loss
 from minidl.ssl.moco import KeyQueue
+from tests.test_fake_cupy import fake_cuda  # noqa: F401  (fixture: device="cuda" on a CuPy stand-in)
 
 
 def _small_encoder():
@@ -163,3 +164,18 @@ def test_method_needs_an_encoder_with_feature_dim():
 
     with pytest.raises(ValueError, match="SimCLR: the encoder must have an integer attribute feature_dim"):
         simclr.SimCLR(nn.Flatten())
+
+
+def test_moco_queue_lives_on_the_model_device(digits, fake_cuda):
+    """On a GPU the queue moves to the device once and pushes stay there (no host copies)."""
+    from minidl import backend
+
+    model = moco.MoCo(_small_encoder(), projection_dim=8, hidden_dim=16, queue_size=32).to(fake_cuda)
+    x1, x2 = (v.to(fake_cuda) for v in _views(digits[:12]))
+    model(x1, x2).backward()
+    model.after_step(1, 10)
+    assert backend.device_of(model.queue.keys).type == "cuda"
+    with backend.count_host_transfers() as counter:
+        model(x1, x2).backward()
+        model.after_step(2, 10)
+    assert counter.count == 0, counter.events
