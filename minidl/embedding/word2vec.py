@@ -31,7 +31,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import creation, nn
+from .. import nn
 from ..autograd import Function
 from ..functional.embedding import embedding
 from ..backend import manual_seed
