@@ -14,7 +14,7 @@ from .base import MLPFactory, NotFittedError, default_mlp, fit_member, member_ou
 from .bagging import BaggingClassifier, BaggingRegressor, bootstrap_indices, oob_mask
 from .boosting import (AdaBoostClassifier, GradientBoostingClassifier, GradientBoostingRegressor,
                        samme_update)
-from .stacking import LogisticRegression, StackingClassifier, default_stack
+from .stacking import LogisticRegression, LogisticRegressionCV, StackingClassifier, default_stack
 from .diverse import (DiverseEnsembleClassifier, NCLClassifier, NCLEnsemble, NCLRegressor, default_zoo,
                       disagreement, ncl_loss)
 
@@ -22,7 +22,7 @@ __all__ = [
     "MLPFactory", "NotFittedError", "default_mlp", "fit_member", "member_outputs",
     "BaggingClassifier", "BaggingRegressor", "bootstrap_indices", "oob_mask",
     "AdaBoostClassifier", "GradientBoostingClassifier", "GradientBoostingRegressor", "samme_update",
-    "LogisticRegression", "StackingClassifier", "default_stack",
+    "LogisticRegression", "LogisticRegressionCV", "StackingClassifier", "default_stack",
     "DiverseEnsembleClassifier", "NCLClassifier", "NCLEnsemble", "NCLRegressor", "default_zoo",
     "disagreement", "ncl_loss",
 ]

@@ -37,7 +37,7 @@ from ..tensor import Tensor
 
 __all__ = [
     "MLPFactory", "NetworkEnsemble", "NotFittedError", "build_member", "check_factories", "default_mlp",
-    "fit_member", "member_outputs", "member_seeds", "run_jobs", "seeded", "softmax_np",
+    "fit_member", "log_softmax_np", "member_outputs", "member_seeds", "run_jobs", "seeded", "softmax_np",
 ]
 
 Factory = Callable[[int, int], nn.Module]
@@ -223,6 +223,13 @@ def softmax_np(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def log_softmax_np(z: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of scores z (N, K): z - max - log sum exp(z - max), finite even
+    where the probability underflows to 0."""
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
 # --------------------------------------------------------------------------- parallel jobs

@@ -6,7 +6,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 from minidl import nn
-from minidl.ensemble import LogisticRegression, MLPFactory, StackingClassifier
+from minidl.ensemble import LogisticRegression, LogisticRegressionCV, MLPFactory, StackingClassifier
 from minidl.nn import Parameter
 from minidl.tensor import Tensor
 
@@ -56,7 +56,8 @@ def test_the_meta_learner_never_sees_a_prediction_from_a_model_that_saw_the_samp
     Z = clf.final_estimator_.Z_
     assert Z.shape == (len(X), 4)
     np.testing.assert_allclose(Z, clf.oof_predictions_)
-    assert np.all(Z[:, [0, 2]] < 0.5), "a meta-learner input came from a model trained on that sample"
+    # default stack_method="log_proba": the inputs are log-probabilities
+    assert np.all(Z[:, [0, 2]] < np.log(0.5)), "a meta-learner input came from a model trained on that sample"
     # the folds partition the samples, and each fold model trained on exactly the other folds
     np.testing.assert_array_equal(np.sort(np.concatenate([va for _, va in clf.folds_])), np.arange(len(X)))
     for b in range(2):
@@ -64,7 +65,11 @@ def test_the_meta_learner_never_sees_a_prediction_from_a_model_that_saw_the_samp
             assert module.seen == set(train.tolist())
             assert not module.seen & set(val.tolist())
     # the spy does work: the models refit on all data have seen every sample
-    assert np.all(clf.transform(X)[:, [0, 2]] > 0.5)
+    assert np.all(clf.transform(X)[:, [0, 2]] > np.log(0.5))
+    probas = StackingClassifier(estimators=[("a", SawSpy)], final_estimator=RecordingMeta(), cv=4,
+                                stack_method="predict_proba", standardize=False, random_state=0, epochs=1,
+                                batch_size=8).fit(X, y)
+    assert np.all(probas.final_estimator_.Z_[:, 0] < 0.5) and np.all(probas.transform(X)[:, 0] > 0.5)
 
 
 def test_stacking_learns_with_the_default_meta_learner(blobs3):
@@ -72,9 +77,11 @@ def test_stacking_learns_with_the_default_meta_learner(blobs3):
     clf = StackingClassifier(estimators=[MLPFactory((8,)), MLPFactory(())], cv=3, random_state=0, epochs=12,
                              batch_size=32)
     clf.fit(X, y)
-    assert isinstance(clf.final_estimator_, LogisticRegression)
+    assert isinstance(clf.final_estimator_, LogisticRegressionCV)
+    assert clf.final_estimator_.C_ in clf.final_estimator_.Cs
     assert clf.oof_predictions_.shape == (len(X), 6)
-    np.testing.assert_allclose(clf.oof_predictions_.reshape(len(X), 2, 3).sum(axis=2), 1.0, rtol=1e-5)
+    # log-probabilities: each base's row exponentiates to a distribution
+    np.testing.assert_allclose(np.exp(clf.oof_predictions_).reshape(len(X), 2, 3).sum(axis=2), 1.0, rtol=1e-5)
     assert clf.score(X, y) > 0.9
     assert set(clf.named_estimators_) == {"member0", "member1"}
 
@@ -98,6 +105,8 @@ def test_cv_must_partition_the_samples(blobs3):
         StackingClassifier(estimators=[MLPFactory(())], cv=Overlapping(), **FAST).fit(X, y)
     with pytest.raises(TypeError, match="cv must be"):
         StackingClassifier(estimators=[MLPFactory(())], cv="five", **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="stack_method must be"):
+        StackingClassifier(estimators=[MLPFactory(())], stack_method="decision_function", **FAST).fit(X, y)
     with pytest.raises(TypeError, match="estimators must be a non-empty list"):
         StackingClassifier(estimators=[], **FAST).fit(X, y)
 
@@ -109,3 +118,25 @@ def test_logistic_regression_matches_scikit_learn(blobs3):
     ref = SkLogisticRegression(C=0.5, max_iter=5000, tol=1e-10).fit(X, y)
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=2e-3)
     np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
+
+
+def test_logistic_regression_cv_picks_the_c_with_the_lowest_held_out_log_loss(blobs3):
+    X, y = blobs3
+    X = (X - X.mean(0)) / X.std(0)
+    Cs = (1e-3, 1.0)
+    cv = LogisticRegressionCV(Cs=Cs, cv=3, random_state=0).fit(X, y)
+    # recompute the held-out log-loss of each C on the same folds with scikit-learn's model
+    from minidl.train.selection import StratifiedKFold
+    losses = []
+    for C in Cs:
+        fold = []
+        for tr, va in StratifiedKFold(3, shuffle=True, seed=0).split(X, y):
+            p = SkLogisticRegression(C=C, max_iter=5000, tol=1e-10).fit(X[tr], y[tr]).predict_proba(X[va])
+            fold.append(-np.mean(np.log(p[np.arange(len(va)), y[va]])))
+        losses.append(np.mean(fold))
+    np.testing.assert_allclose(cv.cv_loss_, losses, rtol=2e-2)
+    assert cv.C_ == Cs[int(np.argmin(losses))] == 1.0         # well separated classes: the weak penalty
+    ref = SkLogisticRegression(C=cv.C_, max_iter=5000, tol=1e-10).fit(X, y)
+    np.testing.assert_allclose(cv.predict_proba(X), ref.predict_proba(X), atol=2e-2)
+    with pytest.raises(ValueError, match="Cs must be"):
+        LogisticRegressionCV(Cs=(0.0,)).fit(X, y)
