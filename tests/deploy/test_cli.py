@@ -38,6 +38,9 @@ def test_quantize_command_writes_a_loadable_int8_model(tmp_path, capsys):
     out = tmp_path / "q.npz"
     assert cli_main(["quantize", str(tmp_path / "f.npz"), "--out", str(out), "--num-calibration", "64"]) == 0
     assert "int8" in capsys.readouterr().out
+    from minidl.deploy.packed import is_packed_file
+
+    assert is_packed_file(out)
     q = load_quantized(out)
     X = np.random.default_rng(0).random((16, 1, 8, 8)).astype(np.float32)
     ref = predict(model, X)

@@ -19,6 +19,10 @@ def test_inference_mode_records_no_graph_and_nests():
     assert (minidl.tensor(np.ones((1, 3))) @ w).requires_grad
 
 
+def test_inference_mode_is_exported_lazily_from_minidl():
+    assert minidl.inference_mode is inference_mode and minidl.predict is predict
+
+
 def test_inference_mode_as_decorator_and_disabled():
     @inference_mode()
     def f(w):
