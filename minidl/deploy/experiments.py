@@ -31,13 +31,14 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from .. import manual_seed, no_grad
 from ..functional.loss import cross_entropy
 from ..models import LeNet5
+from ..nn import Module
 from ..optim import Adam
 from ..serialization import save
 from .adversarial import accuracy_under_attack, adversarial_training
@@ -104,7 +105,7 @@ def _times_ms(models: list, X: np.ndarray, repeats: int) -> list[float]:
     return [1e3 * t[i] for i in range(len(models))]
 
 
-def held_bytes(fn) -> int:
+def held_bytes(fn: Callable[[], Any]) -> int:
     """Bytes still allocated (NumPy arrays included, via tracemalloc) while the output of
     ``fn()`` is alive: the output plus everything its recorded graph keeps."""
     gc.collect()
@@ -119,7 +120,7 @@ def held_bytes(fn) -> int:
     return held
 
 
-def inference_modes(model, X: np.ndarray, repeats: int, batch_size: int = 512) -> list[list]:
+def inference_modes(model: Module, X: np.ndarray, repeats: int, batch_size: int = 512) -> list[list]:
     """Rows [mode, ms, images/s, speed vs the training-mode forward, KiB held by the
     outputs] for a forward pass over ``X`` in batches, the modes timed in turn."""
     from benchmarks.report import interleaved_medians
