@@ -7,6 +7,7 @@ from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 from minidl import nn
 from minidl.ensemble import LogisticRegression, LogisticRegressionCV, MLPFactory, StackingClassifier
+from minidl.ensemble.stacking import fit_logistic_batch
 from minidl.nn import Parameter
 from minidl.tensor import Tensor
 
@@ -140,3 +141,17 @@ def test_logistic_regression_cv_picks_the_c_with_the_lowest_held_out_log_loss(bl
     np.testing.assert_allclose(cv.predict_proba(X), ref.predict_proba(X), atol=2e-2)
     with pytest.raises(ValueError, match="Cs must be"):
         LogisticRegressionCV(Cs=(0.0,)).fit(X, y)
+
+
+def test_batched_logistic_fits_follow_the_same_steps_as_separate_fits(blobs3):
+    X, y = blobs3
+    X = ((X - X.mean(0)) / X.std(0)).astype(np.float64)
+    rows = np.ones((3, len(X)), dtype=bool)
+    rows[1, :40] = False
+    rows[2, 60:] = False
+    Cs = np.array([0.01, 1.0, 0.3])
+    W, b = fit_logistic_batch(X, y, 3, rows, Cs, max_iter=60, lr=0.1)
+    for p in range(3):
+        alone = LogisticRegression(C=Cs[p], max_iter=60, lr=0.1).fit(X[rows[p]], y[rows[p]])
+        np.testing.assert_allclose(W[p].T, alone.coef_, atol=1e-10)
+        np.testing.assert_allclose(b[p], alone.intercept_, atol=1e-10)
