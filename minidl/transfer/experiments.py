@@ -65,6 +65,11 @@ STAGES = ["conv1", "bn1", "layer1", "layer2", "layer3", "fc"]
 
 
 # ---------------------------------------------------------------------------------- shared
+def _as_input(x: np.ndarray) -> Any:
+    """Images and features go in as float Tensors; token ids stay integer arrays."""
+    return creation.tensor(x) if x.dtype.kind == "f" else x
+
+
 def train_steps(model: Module, X: Any, y: np.ndarray, steps: int, params: Any, lr: float, batch_size: int | None = None,
                 seed: int = 0, every_step: Callable[[int], None] | None = None, progress: bool = False,
                 desc: str = "train") -> Module:
@@ -79,8 +84,7 @@ def train_steps(model: Module, X: Any, y: np.ndarray, steps: int, params: Any, l
         else:
             idx = rng.choice(len(y), size=batch_size, replace=False)
             xb, yb = X[idx], y[idx]
-        loss = cross_entropy(model(xb if not isinstance(xb, np.ndarray) or xb.dtype.kind in "iu"
-                                   else creation.tensor(xb)), yb)
+        loss = cross_entropy(model(_as_input(xb)), yb)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -96,8 +100,7 @@ def accuracy(model: Module, X: np.ndarray, y: np.ndarray, batch_size: int = 256)
     correct = 0
     with no_grad():
         for start in range(0, len(y), batch_size):
-            xb = X[start:start + batch_size]
-            out = model(creation.tensor(xb) if xb.dtype.kind == "f" else xb)
+            out = model(_as_input(X[start:start + batch_size]))
             correct += int((out.numpy().argmax(axis=1) == y[start:start + batch_size]).sum())
     model.train(was_training)
     return correct / len(y)
