@@ -127,7 +127,7 @@ def fit_logistic_batch(X: np.ndarray, t: np.ndarray, n_classes: int, rows: np.nd
     rows = np.asarray(rows, dtype=bool)
     Cs = np.asarray(Cs, dtype=np.float64)
     n_rows = rows.sum(axis=1).astype(np.float64)                              # (P,) n_p
-    P, (n, d) = len(rows), X.shape
+    P, d = len(rows), X.shape[1]
     W = Parameter(np.zeros((P, d, n_classes)))
     b = Parameter(np.zeros((P, 1, n_classes)))
     optimizer = Adam([W, b], lr=lr)
