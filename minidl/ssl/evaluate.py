@@ -1,8 +1,9 @@
 """How good is a frozen encoder? Two standard measures of self-supervised representations.
 
 - ``linear_probe``: train only a linear softmax classifier on the frozen features of the
-  labelled images; report its test accuracy. High when the classes are linearly separable
-  in feature space.
+  labelled images (optionally also of augmented copies of them, as SimCLR's linear
+  evaluation trains on random crops); report its test accuracy. High when the classes are
+  linearly separable in feature space.
 - ``knn_accuracy``: label each test image by a vote of its k most similar labelled images
   (cosine similarity of features); no training at all.
 
@@ -11,6 +12,7 @@ a graph, and is restored to its previous mode afterwards.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -55,17 +57,27 @@ def _labels(op: str, X: Any, y: Any, name: str) -> np.ndarray:
 
 def linear_probe(encoder: Module, X_train: Any, y_train: Any, X_test: Any, y_test: Any,
                  epochs: int = 300, lr: float = 0.01, weight_decay: float = 1e-2, seed: int | None = 0,
-                 num_classes: int | None = None) -> float:
+                 num_classes: int | None = None, augment: Callable[[np.ndarray], np.ndarray] | None = None,
+                 views: int = 0) -> float:
     """Test accuracy of a linear classifier trained on the frozen encoder's features.
 
-    Features are standardised with the training set's mean and std, then a softmax
-    regression ``logits = W h + b`` is fitted by full-batch Adam on the cross-entropy (plus
-    L2 ``weight_decay``) for ``epochs`` steps. Returns the fraction of ``X_test`` classified
-    correctly. ``num_classes`` defaults to max label + 1.
+    The training features are those of ``X_train`` (N, ...) and, with ``augment`` (a batch
+    transform) and ``views = V > 0``, also those of V augmented copies of ``X_train``
+    (labels repeated): N (V + 1) rows. Features are standardised with the training rows'
+    mean and std, then a softmax regression ``logits = W h + b`` is fitted by full-batch
+    Adam on the cross-entropy (plus L2 ``weight_decay``) for ``epochs`` steps. Returns the
+    fraction of ``X_test`` classified correctly. ``num_classes`` defaults to max label + 1.
     """
     op = "linear_probe"
     y_tr = _labels(op, _numpy(X_train), y_train, "y_train")
     y_te = _labels(op, _numpy(X_test), y_test, "y_test")
+    if isinstance(views, bool) or not isinstance(views, int) or views < 0 or (views > 0 and augment is None):
+        raise ValueError(f"{op}: views must be an integer >= 0, and > 0 only with an augment transform; "
+                         f"got views={views!r}, augment={augment!r}")
+    if views > 0:
+        X_np = _numpy(X_train)
+        X_train = np.concatenate([X_np] + [augment(X_np) for _ in range(views)])
+        y_tr = np.tile(y_tr, views + 1)
     h_tr, h_te = extract_features(encoder, X_train), extract_features(encoder, X_test)
     mean, std = h_tr.mean(axis=0), h_tr.std(axis=0) + 1e-6
     h_tr, h_te = (h_tr - mean) / std, (h_te - mean) / std

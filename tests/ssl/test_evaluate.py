@@ -40,6 +40,24 @@ def test_linear_probe_on_pixels_is_close_to_logistic_regression(split):
     assert ours > 0.85 and abs(ours - ref) < 0.04, (ours, ref)
 
 
+def test_linear_probe_with_augmented_views_trains_on_the_copies(split):
+    X_tr, y_tr, X_te, y_te = split
+    seen = []
+
+    def augment(batch):
+        seen.append(batch.shape)
+        return batch[:, :, ::-1, :]  # any transform; here an exact vertical flip
+
+    with_views = linear_probe(nn.Flatten(), X_tr[:60], y_tr[:60], X_te, y_te, epochs=50, augment=augment, views=2)
+    assert seen == [(60, 1, 8, 8)] * 2
+    # Training on images plus flipped copies equals training on that union of images by hand.
+    union = np.concatenate([X_tr[:60]] + [X_tr[:60, :, ::-1, :]] * 2)
+    by_hand = linear_probe(nn.Flatten(), union, np.tile(y_tr[:60], 3), X_te, y_te, epochs=50)
+    assert with_views == by_hand
+    with pytest.raises(ValueError, match="linear_probe: views must be an integer >= 0, and > 0 only with an augment"):
+        linear_probe(nn.Flatten(), X_tr, y_tr, X_te, y_te, views=3)
+
+
 def test_features_are_computed_in_eval_mode_and_the_mode_is_restored(split):
     X_tr = split[0]
     enc = DigitEncoder(width=4, feature_dim=8)

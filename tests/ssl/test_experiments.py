@@ -25,12 +25,28 @@ def test_labelled_split_is_stratified_disjoint_and_seeded():
     assert not np.array_equal(labelled_split(X, y, 0.05, 0.25, seed=4)["X_labelled"], s["X_labelled"])
 
 
+def test_validation_images_are_unlabelled_training_images_stratified_and_not_test_images():
+    X, y = load_digits()
+    s = labelled_split(X, y, 0.05, 0.25, seed=0, validation_size=300)
+    assert s["X_val"].shape == (300, 1, 8, 8) and s["y_val"].shape == (300,)
+    counts = np.bincount(s["y_val"], minlength=10)
+    assert counts.min() >= 29 and counts.max() <= 31                # 10% of each class's unlabelled images
+    # Identify images by their row in X (the data set holds a few duplicated digits).
+    rows = {X[i].tobytes(): i for i in range(len(X))}
+    index = lambda a: {rows[x.tobytes()] for x in a}               # noqa: E731
+    val, train, test = index(s["X_val"]), index(s["X_train"]), index(s["X_test"])
+    assert val <= train and not val & index(s["X_labelled"]) and not val & test
+    np.testing.assert_array_equal(y[sorted(val)], s["y_val"])
+    with pytest.raises(ValueError, match=r"labelled_split: validation_size must be in \[0, "):
+        labelled_split(X, y, 0.05, 0.25, seed=0, validation_size=5000)
+
+
 def test_training_from_scratch_learns_from_few_labels():
     X, y = load_digits()
     s = labelled_split(X, y, 0.1, 0.25, seed=0)
     minidl.manual_seed(0)
     acc = train_end_to_end(DigitEncoder(width=8, feature_dim=32), s["X_labelled"], s["y_labelled"],
-                             s["X_test"], s["y_test"], steps=40)
+                           s["X_test"], s["y_test"], steps=40, weight_decay=1e-4)
     assert acc > 0.5  # chance is 0.1
 
 
@@ -51,3 +67,21 @@ def test_command_line_help_and_bad_options(capsys):
     assert "linear probes on 5% of the labels" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["--seeds", "0"])
+    with pytest.raises(SystemExit):
+        main(["--probe-views", "-1"])
+
+
+def test_run_on_validation_images_scores_every_contender(monkeypatch):
+    from minidl.ssl import experiments
+
+    # A tiny encoder and schedule: this checks the plumbing, not the accuracies.
+    monkeypatch.setattr(experiments, "WIDTH", 4)
+    monkeypatch.setattr(experiments, "FEATURE_DIM", 8)
+    rows = experiments.run([0], ["simclr"], epochs=1, batch_size=256, end_to_end_steps=3, probe_views=1,
+                           evaluate_on="validation", progress=False)
+    assert set(rows) == {"pixels + linear", "random encoder", experiments.SCRATCH, experiments.NARROW_SCRATCH,
+                         "SimCLR"}
+    assert set(rows["SimCLR"]) == {"probe", "knn", "end_to_end", "seconds"}
+    assert all(0.0 <= v[0] <= 1.0 for r in rows.values() for key, v in r.items() if key != "seconds")
+    with pytest.raises(ValueError, match="evaluate_on must be 'test' or 'validation'"):
+        experiments.run([0], [], evaluate_on="train", progress=False)
