@@ -65,6 +65,9 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= mu
-                buf += (1 - group["dampening"]) * g
+                if group["dampening"]:
+                    buf += (1 - group["dampening"]) * g
+                else:
+                    buf += g  # no (1 - 0) * g temporary: it is a full copy of the gradient
             g = g + mu * buf if group["nesterov"] else buf
         p.data -= group["lr"] * g
