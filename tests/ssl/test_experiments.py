@@ -52,12 +52,16 @@ def test_training_from_scratch_learns_from_few_labels():
 
 def test_results_table_reports_mean_spread_and_paired_gain():
     rows = {"scratch (encoder trained on the 5% only)": {"end_to_end": [0.8, 0.9], "seconds": [3.0, 5.0]},
+            "scratch, narrow encoder (width 16, 64 features)": {"end_to_end": [0.9, 0.9], "seconds": [1.0, 1.0]},
             "SimCLR": {"probe": [0.9, 0.92], "knn": [0.85, 0.86], "end_to_end": [0.85, 0.94],
                        "seconds": [10.0, 12.0]}}
     md = results_markdown(rows, [0, 1], epochs=5, n_labelled=69, k=5)
-    # gains are paired by seed: probe - scratch = (+10, +2) -> +6.0 ± 5.7; end to end (+5, +4) -> +4.5 ± 0.7
-    assert "| SimCLR | 91.0 ± 1.4 | 90.0 / 92.0 | +6.0 ± 5.7 | 85.5 ± 0.7 | 89.5 ± 6.4 | +4.5 ± 0.7 | 11 ± 1 |" in md
-    assert "| scratch (encoder trained on the 5% only) | - | - | - | - | 85.0 ± 7.1 | - | 4 ± 1 |" in md
+    # gains are paired by seed: probe - scratch = (+10, +2) -> +6.0 ± 5.7; probe - narrow = (0, +2) -> +1.0 ± 1.4;
+    # end to end - scratch = (+5, +4) -> +4.5 ± 0.7
+    assert ("| SimCLR | 91.0 ± 1.4 | 90.0 / 92.0 | +6.0 ± 5.7 | +1.0 ± 1.4 | 85.5 ± 0.7 | 89.5 ± 6.4 | +4.5 ± 0.7 "
+            "| 11 ± 1 |") in md
+    assert "| scratch (encoder trained on the 5% only) | - | - | - | - | - | 85.0 ± 7.1 | - | 4 ± 1 |" in md
+    assert "| scratch, narrow encoder (width 16, 64 features) | - | - | - | - | - | 90.0 ± 0.0 | +5.0 ± 7.1 | 1 ± 0 |" in md
 
 
 def test_command_line_help_and_bad_options(capsys):
