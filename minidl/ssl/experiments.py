@@ -270,8 +270,9 @@ def _plot(rows: dict, path: Path) -> None:
         if "probe" in r:
             bars.append((f"{name}: linear probe", r["probe"], "#36c" if "knn" in r and "end_to_end" in r else "#999"))
         if "end_to_end" in r:
-            bars.append((f"{name}: end to end" if name != SCRATCH else name, r["end_to_end"],
-                         "#999" if name == SCRATCH else "#9bd"))
+            baseline = name in (SCRATCH, NARROW_SCRATCH)
+            bars.append((name if baseline else f"{name}: fine-tuned end to end", r["end_to_end"],
+                         "#999" if baseline else "#9bd"))
     means = [statistics.fmean(v) * 100 for _, v, _ in bars]
     stds = [statistics.stdev(v) * 100 if len(v) > 1 else 0.0 for _, v, _ in bars]
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(bars) + 1.2))
