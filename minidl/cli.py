@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 COMMANDS = {
     "demo": ("minidl.train.demo", "train a LeNet-style CNN on the bundled digits and report its errors"),
@@ -40,6 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_source_checkout_to_path() -> None:
+    """The experiment commands record their results with ``benchmarks/report.py``, which sits
+    beside the package in a source checkout (not inside it): make it importable from any
+    working directory."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "benchmarks" / "report.py").exists() and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the command; returns the process exit status."""
     argv = sys.argv[1:] if argv is None else argv
@@ -51,10 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command not in COMMANDS:
         parser.error(f"unknown command {ns.command!r}; choose one of: {', '.join(COMMANDS)}")
     module_name = COMMANDS[ns.command][0]
+    _add_source_checkout_to_path()
     try:
         module = importlib.import_module(module_name)
+        return int(module.main(argv[1:]) or 0)
     except ModuleNotFoundError as e:
         if e.name and module_name.startswith(e.name):
             parser.error(f"the command {ns.command!r} is not available in this build ({module_name} is missing)")
+        if e.name == "benchmarks":
+            parser.error(f"the command {ns.command!r} records its results in benchmarks/, which only a source "
+                         "checkout has: install minidl with `pip install -e .` from the repository")
         raise
-    return int(module.main(argv[1:]) or 0)

@@ -26,3 +26,11 @@ def test_each_command_has_help(command):
                          timeout=120)
     assert run.returncode == 0, run.stderr
     assert "usage" in run.stdout.lower()
+
+
+def test_experiment_commands_run_outside_the_repository(tmp_path):
+    """benchmarks/report.py sits beside the package; the CLI finds it from any directory."""
+    run = subprocess.run([sys.executable, "-m", "minidl", "graph", "--seeds", "1", "--epochs", "2", "--no-write",
+                          "--quiet"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "AUC" in run.stdout

@@ -39,7 +39,7 @@ def _accuracy(model, X: np.ndarray, y: np.ndarray, mean: float, std: float) -> f
     return float((logits.numpy().argmax(axis=1) == y).mean())
 
 
-def run_distributed_demo(epochs: int = 30, seed: int = 0, batch_size: int = 16, lr: float = 3e-3,
+def run_distributed_demo(epochs: int = 30, seed: int = 0, batch_size: int = 32, lr: float = 3e-3,
                          out: str = "minidl_out", progress: bool = True) -> dict:
     """Train LeNet5 on the digits across all MPI processes; returns the test accuracy
     (the same on every rank) and the seconds taken."""
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16, help="per-process batch size")
+    p.add_argument("--batch-size", type=int, default=32, help="per-process batch size")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--out", default="minidl_out")
     p.add_argument("--no-progress", action="store_true")
