@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -25,26 +26,27 @@ from .. import backend
 __all__ = ["Communicator", "SingleProcessComm", "MPIComm", "get_comm"]
 
 
-class Communicator:
+class Communicator(ABC):
     """The interface: ``rank``, ``size``, ``barrier``, ``bcast_``, ``allreduce_``, ``allgather``."""
 
     rank: int = 0
     size: int = 1
 
+    @abstractmethod
     def barrier(self) -> None:
-        raise NotImplementedError
+        """Wait until every process gets here."""
 
+    @abstractmethod
     def bcast_(self, array: Any, root: int = 0) -> Any:
         """Overwrite ``array`` in place with root's copy; returns it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def allreduce_(self, array: Any) -> Any:
         """Replace ``array`` in place by the element-wise sum over all processes; returns it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def allgather(self, obj: Any) -> list:
         """Every process's ``obj`` (a small picklable value), in rank order."""
-        raise NotImplementedError
 
 
 class SingleProcessComm(Communicator):

@@ -173,7 +173,7 @@ class _NCL(NetworkEnsemble):
     """Joint training of M members on ``ncl_loss``; the subclass maps scores to f_i."""
 
     def _member_f(self, scores: Tensor) -> Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define _member_f (scores -> f_i)")
 
     def _fit_joint(self, Xs: np.ndarray, Y: np.ndarray, n_outputs: int) -> None:
         from tqdm.auto import tqdm
@@ -217,7 +217,7 @@ class _NCL(NetworkEnsemble):
             module.eval()
 
     def _member_values(self, Xs: np.ndarray, n_outputs: int) -> list[np.ndarray]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define _member_values (each member's f_i)")
 
     def ambiguity(self, X: Any) -> float:
         """Krogh & Vedelsby's ambiguity on X: (1/N) sum_n (1/M) sum_i ||f_i(x_n) - f_bar(x_n)||^2."""
