@@ -166,7 +166,22 @@ class AdaBoostClassifier(ClassifierMixin, NetworkEnsemble):
 
 
 class _GradientBoosting(NetworkEnsemble):
-    """The boosting loop shared by the regressor and the classifier."""
+    """The boosting loop and the constructor shared by the regressor and the classifier
+    (scikit-learn's ``get_params`` reads the inherited ``__init__`` signature)."""
+
+    def __init__(self, factory: Factory | None = None, n_estimators: int = 10, learning_rate: float = 0.5,
+                 epochs: int = 20, lr: float = 1e-2, batch_size: int | None = 64, weight_decay: float = 0.0,
+                 standardize: bool = True, random_state: int | None = None, verbose: bool = False) -> None:
+        self.factory = factory
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.standardize = standardize
+        self.random_state = random_state
+        self.verbose = verbose
 
     def _boost(self, Xs: np.ndarray, F: np.ndarray, negative_gradient, loss) -> None:
         from tqdm.auto import tqdm
@@ -214,20 +229,6 @@ class GradientBoostingRegressor(RegressorMixin, _GradientBoosting):
 
     _task = "regression"
 
-    def __init__(self, factory: Factory | None = None, n_estimators: int = 10, learning_rate: float = 0.5,
-                 epochs: int = 20, lr: float = 1e-2, batch_size: int | None = 64, weight_decay: float = 0.0,
-                 standardize: bool = True, random_state: int | None = None, verbose: bool = False) -> None:
-        self.factory = factory
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.weight_decay = weight_decay
-        self.standardize = standardize
-        self.random_state = random_state
-        self.verbose = verbose
-
     def fit(self, X: Any, y: Any) -> "GradientBoostingRegressor":
         """Boost on X (N, *) and y (N,) or (N, K); returns self."""
         Xs = self._fit_inputs(X)
@@ -261,20 +262,6 @@ class GradientBoostingClassifier(ClassifierMixin, _GradientBoosting):
     Args and attributes as ``GradientBoostingRegressor``; ``train_loss_`` is the mean
     deviance -1/N sum_i log p(x_i)[y_i].
     """
-
-    def __init__(self, factory: Factory | None = None, n_estimators: int = 10, learning_rate: float = 0.5,
-                 epochs: int = 20, lr: float = 1e-2, batch_size: int | None = 64, weight_decay: float = 0.0,
-                 standardize: bool = True, random_state: int | None = None, verbose: bool = False) -> None:
-        self.factory = factory
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.weight_decay = weight_decay
-        self.standardize = standardize
-        self.random_state = random_state
-        self.verbose = verbose
 
     def fit(self, X: Any, y: Any) -> "GradientBoostingClassifier":
         """Boost on X (N, *) and labels y (N,); returns self."""
