@@ -30,20 +30,14 @@ import time
 from pathlib import Path
 
 
-def _pin_threads_from_argv() -> None:
-    """``--threads N`` must reach BLAS, OpenMP and Numba before they start: set it first."""
-    if "--threads" in sys.argv[1:-1]:
-        count = sys.argv[sys.argv.index("--threads") + 1]
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-            os.environ[var] = count
-
-
-_pin_threads_from_argv()
-
-import numpy as np  # noqa: E402
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import pin_threads_from_argv  # noqa: E402
+
+pin_threads_from_argv()  # before NumPy, Numba and PyTorch start their thread pools
+
+import numpy as np  # noqa: E402
 
 import minidl  # noqa: E402
 import minidl.config as config  # noqa: E402

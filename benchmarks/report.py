@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +30,15 @@ Every figure here was measured by the script named in its section, with all cont
 median of several repeats. Ratios > 1 mean minidl is slower than the reference.
 Re-run a section with its script; `python -m minidl bench` runs them all.
 """
+
+
+def pin_threads_from_argv() -> None:
+    """Apply a script's ``--threads N`` to BLAS, OpenMP and Numba: call it before NumPy is
+    imported, since the thread pools read these variables when they start."""
+    if "--threads" in sys.argv[1:-1]:
+        count = sys.argv[sys.argv.index("--threads") + 1]
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ[var] = count
 
 
 def machine() -> str:
