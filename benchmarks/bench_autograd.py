@@ -129,6 +129,9 @@ def main(argv=None) -> int:
     DEVICE = args.device
     import torch
 
+    if DEVICE == "cuda" and not (minidl.cupy_available() and torch.cuda.is_available()):
+        print("bench_autograd: --device cuda needs CuPy and PyTorch CUDA with a GPU", file=sys.stderr)
+        return 2
     rows = []
     t = interleaved_medians({"minidl": chain_minidl(), "torch": chain_torch(torch)}, args.repeats)
     t_m, t_t = t["minidl"], t["torch"]

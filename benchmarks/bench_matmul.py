@@ -77,8 +77,13 @@ def main(argv=None) -> int:
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     ap.add_argument("--threads", type=int, default=None,
                     help="threads for BLAS, Numba and PyTorch alike (default: each library's own)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="cuda: time the GPU contenders only (needs CuPy and a CUDA device)")
     args = ap.parse_args(argv)
     import torch
+
+    if args.device == "cuda":
+        return main_cuda(torch, 3 if args.quick else args.repeats, args.no_write)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -118,14 +123,23 @@ def main(argv=None) -> int:
         "",
         "![matmul CPU](results/matmul_cpu.png)",
     ]
-    if gpu_available() and torch.cuda.is_available():
-        body += ["", gpu_section(torch, repeats)]
-    else:
-        body += ["", "GPU: not measured (no CUDA device with CuPy on this machine)."]
+    body += ["", "GPU: `--device cuda` times the GPU contenders (section `Matmul (CUDA)`)."]
     text = "\n".join(body)
     print(text)
     if not args.no_write:
         write_section("Matmul", text)
+    return 0
+
+
+def main_cuda(torch, repeats: int, no_write: bool) -> int:
+    """``--device cuda``: the GPU table alone, written to its own RESULTS.md section."""
+    if not (gpu_available() and torch.cuda.is_available()):
+        print("bench_matmul: --device cuda needs CuPy, Numba CUDA and PyTorch CUDA with a GPU", file=sys.stderr)
+        return 2
+    text = gpu_section(torch, repeats)
+    print(text)
+    if not no_write:
+        write_section("Matmul (CUDA)", text)
     return 0
 
 

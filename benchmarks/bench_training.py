@@ -2,8 +2,8 @@
 
 Two workloads on random data (the numbers do not depend on what is learned):
 
-* MLP 784-256-256-10 with ReLU, batch 128;
-* LeNet-5 on 1x28x28 images (``minidl.models.LeNet5(input_size=28)``), batch 64.
+* MLP 784-256-256-10 with ReLU, batch 128 (``--device cuda``: 4096);
+* LeNet-5 on 1x28x28 images (``minidl.models.LeNet5(input_size=28)``), batch 64 (cuda: 1024).
 
 One epoch = for each batch: forward, cross-entropy, backward, SGD step (momentum 0.9).
 Contenders, timed in the same run on the same pre-cut batches of float32 arrays:
@@ -12,10 +12,11 @@ Contenders, timed in the same run on the same pre-cut batches of float32 arrays:
 * PyTorch CPU (same architecture and optimizer; ``torch.set_num_threads`` left at its
   default, reported in the output);
 * for the MLP, a hand-written NumPy MLP with manual backpropagation and the same update:
-  the floor for any framework built on NumPy.
+  the floor for any framework built on NumPy (on the GPU the same code on CuPy arrays).
 
-Run: ``python benchmarks/bench_training.py [--repeats R] [--batches B]``. Writes the
-``## Training throughput`` section of RESULTS.md and ``results/training_throughput.png``.
+Run: ``python benchmarks/bench_training.py [--repeats R] [--batches B] [--device cuda]``. Writes
+the ``## Training throughput`` section of RESULTS.md and ``results/training_throughput.png``
+(``--device cuda``: ``## Training throughput (CUDA)`` and ``results/training_throughput_cuda.png``).
 """
 from __future__ import annotations
 
@@ -115,28 +116,31 @@ class NumpyMLP:
     Update: ``v <- momentum v + g``, ``w <- w - lr v`` (PyTorch's SGD).
     """
 
-    def __init__(self, sizes=(784, 256, 256, 10), seed: int = 0) -> None:
+    def __init__(self, sizes=(784, 256, 256, 10), seed: int = 0, xp=np) -> None:
         rng = np.random.default_rng(seed)
+        self.xp = xp  # numpy, or cupy for the GPU floor
         self.params = []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             bound = 1.0 / np.sqrt(fan_in)
-            self.params.append(rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32))
-            self.params.append(rng.uniform(-bound, bound, fan_out).astype(np.float32))
-        self.velocity = [np.zeros_like(p) for p in self.params]
+            self.params.append(xp.asarray(rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32)))
+            self.params.append(xp.asarray(rng.uniform(-bound, bound, fan_out).astype(np.float32)))
+        self.velocity = [xp.zeros_like(p) for p in self.params]
 
-    def step(self, x: np.ndarray, y: np.ndarray) -> float:
+    def step(self, x, y) -> None:
+        xp = self.xp
         W1, b1, W2, b2, W3, b3 = self.params
         B = x.shape[0]
+        rows = xp.arange(B)
         x = x.reshape(B, -1)
-        h1 = np.maximum(x @ W1.T + b1, 0)
-        h2 = np.maximum(h1 @ W2.T + b2, 0)
+        h1 = xp.maximum(x @ W1.T + b1, 0)
+        h2 = xp.maximum(h1 @ W2.T + b2, 0)
         z = h2 @ W3.T + b3
         z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
+        e = xp.exp(z)
         s = e.sum(axis=1, keepdims=True)
-        loss = float(np.mean(np.log(s[:, 0]) - z[np.arange(B), y]))
+        self.loss = xp.mean(xp.log(s[:, 0]) - z[rows, y])  # left on the device, like the frameworks'
         dz = e / s
-        dz[np.arange(B), y] -= 1.0
+        dz[rows, y] -= 1.0
         dz /= B
         dh2 = dz @ W3
         dh2 *= h2 > 0
@@ -147,39 +151,47 @@ class NumpyMLP:
             v *= MOMENTUM
             v += g
             p -= LR * v
-        return loss
 
 
 def numpy_epoch_fn(batches: list):
-    net = NumpyMLP()
+    xp = minidl.backend.cupy if DEVICE == "cuda" else np
+    net = NumpyMLP(xp=xp)
+    data = [(xp.asarray(x), xp.asarray(y)) for x, y in batches]
 
     def epoch() -> None:
-        for x, y in batches:
+        for x, y in data:
             net.step(x, y)
+        if DEVICE == "cuda":
+            xp.cuda.get_current_stream().synchronize()
 
     return epoch
 
 
 # ------------------------------------------------------------------------------ main
 
-def measure(repeats: int, mlp_batches: int, lenet_batches: int) -> dict:
+def workloads(mlp_batch: int, lenet_batch: int) -> tuple[str, str]:
+    """The two workload labels used as table rows."""
+    return f"MLP 784-256-256-10, batch {mlp_batch}", f"LeNet-5 1x28x28, batch {lenet_batch}"
+
+
+def measure(repeats: int, mlp_batches: int, lenet_batches: int, mlp_batch: int = 128,
+            lenet_batch: int = 64) -> dict:
     """``{(workload, contender): samples per second}`` and the sample counts."""
     import torch
 
     results = {}
     minidl.manual_seed(0)
-    mlp_data = make_batches(mlp_batches, 128, (1, 28, 28))
-    lenet_data = make_batches(lenet_batches, 64, (1, 28, 28), seed=1)
-    n_mlp, n_lenet = 128 * mlp_batches, 64 * lenet_batches
+    mlp_data = make_batches(mlp_batches, mlp_batch, (1, 28, 28))
+    lenet_data = make_batches(lenet_batches, lenet_batch, (1, 28, 28), seed=1)
+    n_mlp, n_lenet = mlp_batch * mlp_batches, lenet_batch * lenet_batches
+    mlp, lenet = workloads(mlp_batch, lenet_batch)
+    floor = "NumPy by hand" if DEVICE == "cpu" else "CuPy by hand"
     runs = [
-        ("MLP 784-256-256-10, batch 128", "minidl", n_mlp,
-         minidl_epoch_fn(MLP(784, (256, 256), 10), mlp_data)),
-        ("MLP 784-256-256-10, batch 128", "PyTorch", n_mlp, torch_epoch_fn("mlp", mlp_data)),
-    ] + ([("MLP 784-256-256-10, batch 128", "NumPy by hand", n_mlp, numpy_epoch_fn(mlp_data))]
-         if DEVICE == "cpu" else []) + [
-        ("LeNet-5 1x28x28, batch 64", "minidl", n_lenet,
-         minidl_epoch_fn(LeNet5(1, 10, 28), lenet_data)),
-        ("LeNet-5 1x28x28, batch 64", "PyTorch", n_lenet, torch_epoch_fn("lenet", lenet_data)),
+        (mlp, "minidl", n_mlp, minidl_epoch_fn(MLP(784, (256, 256), 10), mlp_data)),
+        (mlp, "PyTorch", n_mlp, torch_epoch_fn("mlp", mlp_data)),
+        (mlp, floor, n_mlp, numpy_epoch_fn(mlp_data)),
+        (lenet, "minidl", n_lenet, minidl_epoch_fn(LeNet5(1, 10, 28), lenet_data)),
+        (lenet, "PyTorch", n_lenet, torch_epoch_fn("lenet", lenet_data)),
     ]
     # Interleaved: each round times one epoch of every contender in turn, so that all of
     # them see the same background load on a shared machine; the median round counts.
@@ -196,6 +208,7 @@ def measure(repeats: int, mlp_batches: int, lenet_batches: int) -> dict:
         results[(workload, who)] = n / seconds
         print(f"{workload:32s} {who:14s} {n / seconds:10.0f} samples/s ({seconds:.3f} s/epoch)")
     results["threads"] = torch.get_num_threads()
+    results["workloads"] = (mlp, lenet)
     return results
 
 
@@ -229,23 +242,22 @@ def _blas_threads() -> str:
 
 
 def _table(r: dict, repeats: int, batches: int, label: str) -> tuple[str, dict]:
-    mlp, lenet = "MLP 784-256-256-10, batch 128", "LeNet-5 1x28x28, batch 64"
+    mlp, lenet = r["workloads"]
+    floor_name = "NumPy by hand" if DEVICE == "cpu" else "CuPy by hand"
     rows = []
     for workload in (mlp, lenet):
         torch_sps = r[(workload, "PyTorch")]
-        floor = r.get((workload, "NumPy by hand"))
-        for who in ("minidl", "PyTorch", "NumPy by hand"):
+        floor = r.get((workload, floor_name))
+        for who in ("minidl", "PyTorch", floor_name):
             if (workload, who) in r:
                 sps = r[(workload, who)]
                 rows.append([workload, who, round(sps), sps / torch_sps,
                              "-" if floor is None else sps / floor])
     ratios = {"mlp_vs_torch": r[(mlp, "minidl")] / r[(mlp, "PyTorch")],
               "lenet_vs_torch": r[(lenet, "minidl")] / r[(lenet, "PyTorch")]}
-    floor_text = ""
-    if (mlp, "NumPy by hand") in r:  # the NumPy floor exists on the CPU only
-        ratios["mlp_vs_numpy"] = r[(mlp, "minidl")] / r[(mlp, "NumPy by hand")]
-        floor_text = (f" and {ratios['mlp_vs_numpy']:.2f}x the hand-written NumPy floor (goal >= 0.85x: "
-                      f"{'met' if ratios['mlp_vs_numpy'] >= 0.85 else 'NOT met'})")
+    ratios["mlp_vs_numpy"] = r[(mlp, "minidl")] / r[(mlp, floor_name)]
+    floor_text = (f" and {ratios['mlp_vs_numpy']:.2f}x the hand-written {floor_name.split()[0]} floor "
+                  f"(goal >= 0.85x: {'met' if ratios['mlp_vs_numpy'] >= 0.85 else 'NOT met'})")
     verdict = "\n".join([
         f"- MLP: minidl at {ratios['mlp_vs_torch']:.2f}x PyTorch's throughput (goal >= 0.8x: "
         f"{'met' if ratios['mlp_vs_torch'] >= 0.8 else 'NOT met'}){floor_text}.",
@@ -253,7 +265,7 @@ def _table(r: dict, repeats: int, batches: int, label: str) -> tuple[str, dict]:
         f"{'met' if ratios['lenet_vs_torch'] >= 0.5 else 'NOT met'}).",
     ])
     text = (f"**{label}** (PyTorch threads: {r['threads']}, NumPy BLAS threads: {r['blas']})\n\n"
-            + markdown_table(["workload", "contender", "samples/s", "vs PyTorch", "vs NumPy floor"], rows)
+            + markdown_table(["workload", "contender", "samples/s", "vs PyTorch", "vs hand-written floor"], rows)
             + "\n\n" + verdict)
     return text, ratios
 
@@ -265,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     p.add_argument("--quick", action="store_true", help="3 repeats of 16 MLP batches")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                   help="cuda: minidl on CuPy against PyTorch CUDA (needs a GPU)")
+                   help="cuda: minidl on CuPy against PyTorch CUDA and a hand-written CuPy MLP (needs a GPU)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="MLP batch (default 128 on the CPU, 4096 on cuda); LeNet uses a quarter of it on cuda, half on the CPU")
     args = p.parse_args(argv)
     if args.quick:
         args.repeats, args.batches = 3, 16
@@ -273,17 +287,23 @@ def main(argv: list[str] | None = None) -> int:
     DEVICE = args.device
     import torch
 
+    if DEVICE == "cuda" and not (minidl.cupy_available() and torch.cuda.is_available()):
+        print("bench_training: --device cuda needs CuPy and PyTorch CUDA with a GPU", file=sys.stderr)
+        return 2
+    mlp_batch = args.batch_size or (4096 if DEVICE == "cuda" else 128)
+    lenet_batch = mlp_batch // 4 if DEVICE == "cuda" else mlp_batch // 2
     lenet_batches = max(args.batches // 2, 1)
     print("default threads")
-    r = measure(args.repeats, args.batches, lenet_batches)
+    r = measure(args.repeats, args.batches, lenet_batches, mlp_batch, lenet_batch)
     r["blas"] = _blas_threads()
-    default_text, _ = _table(r, args.repeats, args.batches, "Default threads (as installed)")
+    default_text, _ = _table(r, args.repeats, args.batches, "Default threads (as installed)" if DEVICE == "cpu"
+                             else f"GPU ({torch.cuda.get_device_name()})")
     texts = [default_text]
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
         threadpool_limits = None
-    if threadpool_limits is not None:
+    if threadpool_limits is not None and DEVICE == "cpu":
         # Second pass: one thread everywhere, which removes thread oversubscription on a
         # shared machine and compares the frameworks' own overheads on equal footing.
         print("one thread everywhere")
@@ -301,16 +321,19 @@ def main(argv: list[str] | None = None) -> int:
                    ((k, v) for k, v in r1.items() if isinstance(k, tuple))}
     else:
         r1_plot = {}
-    body = (f"`python benchmarks/bench_training.py` — samples/s of one training epoch (forward, "
+    command = "python benchmarks/bench_training.py" + (" --device cuda" if DEVICE == "cuda" else "")
+    body = (f"`{command}` — samples/s of one training epoch (forward, "
             f"cross-entropy, backward, SGD momentum step) on random data; median of "
             f"{args.repeats} epochs after one warm-up, the contenders interleaved epoch by epoch; {args.batches} MLP batches and "
-            f"{lenet_batches} LeNet batches per epoch. In the first table PyTorch keeps its default "
-            f"thread count (`torch.set_num_threads` untouched).\n\n"
-            + "\n\n".join(texts) + "\n\nPlot: `results/training_throughput.png`.")
+            f"{lenet_batches} LeNet batches per epoch. "
+            + ("In the first table PyTorch keeps its default thread count (`torch.set_num_threads` untouched)."
+               if DEVICE == "cpu" else "All contenders on the GPU; each epoch ends with a device synchronisation.")
+            + "\n\n" + "\n\n".join(texts)
+            + f"\n\nPlot: `results/training_throughput{'' if DEVICE == 'cpu' else '_cuda'}.png`.")
     print(body)
     if not args.no_write:
         _plot({**{k: v for k, v in r.items() if isinstance(k, tuple)}, **r1_plot},
-              PLOTS / "training_throughput.png")
+              PLOTS / ("training_throughput.png" if DEVICE == "cpu" else "training_throughput_cuda.png"))
         write_section("Training throughput" + ("" if DEVICE == "cpu" else " (CUDA)"), body)
     return 0
 

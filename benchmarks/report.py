@@ -58,6 +58,17 @@ def machine() -> str:
             parts.append(f"{mod} {__import__(mod).__version__}")
         except Exception:
             pass
+    try:
+        import minidl
+
+        if minidl.cupy_available():
+            import cupy
+
+            name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+            name = name.decode() if isinstance(name, bytes) else name
+            parts.append(f"GPU {name}, CuPy {cupy.__version__}, CUDA runtime {cupy.cuda.runtime.runtimeGetVersion()}")
+    except Exception:
+        pass
     return ", ".join(parts)
 
 

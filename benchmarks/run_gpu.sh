@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Every check that needs a CUDA GPU, in one run (for a machine lent for a few minutes):
+#   1. the GPU tests (every test parametrised over device="cuda", the CUDA kernels on CuPy
+#      arrays, the CuPy/MPI staging tests);
+#   2. the GPU benchmarks, each against its reference in the same run (PyTorch CUDA, cuBLAS):
+#      training throughput, conv2d, matmul, autograd overhead -- written to RESULTS.md;
+#   3. the demo on the GPU.
+# Usage: bash benchmarks/run_gpu.sh OUTDIR   (logs, RESULTS.md and the plots land in OUTDIR)
+set -u
+cd "$(dirname "$0")/.."
+OUT=${1:-gpu-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg PYTHONPATH=$PWD OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to OUT/NAME.log, print the tail
+    local name=$1 limit=$2 start=$SECONDS rc
+    shift 2
+    echo "=== $name (limit ${limit} s): $*"
+    timeout -k 5 "$limit" "$@" >>"$OUT/$name.log" 2>&1
+    rc=$?
+    echo "=== $name: exit $rc after $((SECONDS - start)) s"
+    tail -n "${TAIL:-12}" "$OUT/$name.log"
+}
+
+{
+    git log -1 --format='commit %H %s' 2>/dev/null
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+    python3 - <<'PY'
+import sys, numpy, cupy, numba, torch
+print(sys.version.split()[0], "numpy", numpy.__version__, "cupy", cupy.__version__, "numba", numba.__version__,
+      "torch", torch.__version__, "cuda", torch.cuda.is_available())
+from numba import cuda
+print("numba.cuda available:", cuda.is_available())
+try:
+    from mpi4py import MPI
+    print("MPI:", MPI.Get_library_version().splitlines()[0])
+except Exception as e:
+    print("MPI: not usable:", e)
+PY
+    command -v mpirun || echo "mpirun: not found"
+} >"$OUT/setup.log" 2>&1
+cat "$OUT/setup.log"
+
+XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 6")
+TAIL=30 step tests "${TEST_LIMIT:-150}" python3 -m pytest -q -p no:cacheprovider $XDIST -k "cuda or gpu" \
+    --timeout 120 tests
+step bench "${BENCH_LIMIT:-90}" python3 benchmarks/bench_training.py --device cuda
+step bench 45 python3 benchmarks/bench_conv.py --device cuda
+step bench 45 python3 benchmarks/bench_matmul.py --device cuda
+step bench 30 python3 benchmarks/bench_autograd.py --device cuda
+step demo "${DEMO_LIMIT:-75}" python3 -m minidl demo --device cuda --no-progress --out "$OUT/demo"
+cp benchmarks/RESULTS.md "$OUT/RESULTS.md"
+tar czf "$OUT/plots.tgz" benchmarks/results/*cuda* "$OUT/demo" 2>/dev/null
+rm -rf "$OUT/demo"
+ls -la "$OUT"
