@@ -3,9 +3,11 @@
 Weights are quantized per output channel (symmetric int8); the input range of every
 Linear/Conv2d is measured on a calibration set: the digits training split (default) or
 an ``.npz`` file with an array ``X``. The int8 model is written as a packed file (all
-int8 weights in one blob; see ``minidl.deploy.packed``) that ``load_quantized`` reads.
-Prints the sizes and, with ``--evaluate`` (digits models only), the test accuracy of the
-float and int8 models.
+int8 weights in one blob, integers in their smallest exact dtype, deflated unless
+``--no-compress``; see ``minidl.deploy.packed``) that ``load_quantized`` reads. Prints its
+size against the float model saved by ``minidl.save`` (the framework's normal file) and
+against the float model packed the same way, and, with ``--evaluate`` (digits models
+only), the test accuracy of the float and int8 models.
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-dtype", choices=["float32", "float16"], default="float16",
                    help="storage of the per-channel weight scales (default float16: the scale is rounded up "
                         "to a float16 value before the weights are quantized with it)")
-    p.add_argument("--compress", action="store_true", help="deflate the int8 arrays in the file")
+    p.add_argument("--compress", action=argparse.BooleanOptionalAction, default=True,
+                   help="deflate the arrays in the file (default: on; --no-compress writes them plain)")
     p.add_argument("--evaluate", action="store_true", help="report digits test accuracy, float vs int8")
     return p
 
@@ -64,13 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     arch = infer_arch(model.state_dict(), getattr(model, "input_size", None))
     save_quantized(qmodel, arch, args.out, compress=args.compress)
     with tempfile.TemporaryDirectory() as tmp:
-        f_npz = os.path.getsize(save(model.state_dict(), os.path.join(tmp, "f.npz"), compress=args.compress))
+        f_npz = os.path.getsize(save(model.state_dict(), os.path.join(tmp, "f.npz")))
         f_packed = os.path.getsize(save_packed(model.state_dict(), os.path.join(tmp, "f.bin"), {"arch": arch},
                                                compress=args.compress))
     q_size = os.path.getsize(args.out)
-    how = "deflated " if args.compress else ""
-    print(f"wrote {args.out}: int8 {q_size} bytes; float32 {how}packed {f_packed} bytes ({q_size / f_packed:.3f}x), "
-          f"float32 {how}.npz {f_npz} bytes ({q_size / f_npz:.3f}x); calibrated on {len(X_cal)} samples")
+    how = "deflated" if args.compress else "plain"
+    print(f"wrote {args.out}: int8 {q_size} bytes ({how}); vs the float32 minidl.save file ({f_npz} bytes) "
+          f"{q_size / f_npz:.3f}x, vs the float32 model packed the same way ({f_packed} bytes) "
+          f"{q_size / f_packed:.3f}x; calibrated on {len(X_cal)} samples")
     if args.evaluate:
         _, _, X_test, _, _, y_test = _digits()
         acc_f = float(np.mean(predict(model, X_test).argmax(1) == y_test))
