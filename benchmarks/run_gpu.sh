@@ -5,6 +5,9 @@
 #   2. the GPU benchmarks, each against its reference in the same run (PyTorch CUDA, cuBLAS):
 #      training throughput, conv2d, matmul, autograd overhead -- written to RESULTS.md;
 #   3. the demo on the GPU.
+# numba-cuda may not compile against a newer NumPy (see benchmarks/gpu_compat/sitecustomize.py):
+# the tests and benchmarks run with that shim when it is needed, and the demo runs without it,
+# as a user would, to show minidl's fallback to its CuPy path.
 # Usage: bash benchmarks/run_gpu.sh OUTDIR   (logs, RESULTS.md and the plots land in OUTDIR)
 set -u
 cd "$(dirname "$0")/.."
@@ -40,6 +43,11 @@ PY
     command -v mpirun || echo "mpirun: not found"
 } >"$OUT/setup.log" 2>&1
 cat "$OUT/setup.log"
+PLAIN_PYTHONPATH=$PYTHONPATH
+if ! python3 -c "import numpy; numpy.row_stack" 2>/dev/null; then
+    echo "NumPy has no row_stack: tests and benchmarks run with benchmarks/gpu_compat on PYTHONPATH"
+    export PYTHONPATH=$PWD/benchmarks/gpu_compat:$PYTHONPATH
+fi
 
 XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 6")
 TAIL=30 step tests "${TEST_LIMIT:-150}" python3 -m pytest -q -p no:cacheprovider $XDIST -k "cuda or gpu" \
@@ -48,6 +56,7 @@ step bench "${BENCH_LIMIT:-90}" python3 benchmarks/bench_training.py --device cu
 step bench 45 python3 benchmarks/bench_conv.py --device cuda
 step bench 45 python3 benchmarks/bench_matmul.py --device cuda
 step bench 30 python3 benchmarks/bench_autograd.py --device cuda
+export PYTHONPATH=$PLAIN_PYTHONPATH
 step demo "${DEMO_LIMIT:-75}" python3 -m minidl demo --device cuda --no-progress --out "$OUT/demo"
 cp benchmarks/RESULTS.md "$OUT/RESULTS.md"
 tar czf "$OUT/plots.tgz" benchmarks/results/*cuda* "$OUT/demo" 2>/dev/null

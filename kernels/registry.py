@@ -85,12 +85,46 @@ def path_status(path: str) -> tuple[bool, str]:
     except ImportError:
         return False, "Numba is not installed (pip install numba)"
     if path == "cuda":
+        return _cuda_status()
+    return True, ""
+
+
+_cuda_probe: tuple[bool, str] | None = None  # the result of the first _cuda_status() call
+
+
+def _cuda_status() -> tuple[bool, str]:
+    """Whether Numba CUDA works here: importable, a device visible, and a one-line kernel
+    compiles and runs.  Checked once per process (about a second), because an installed
+    numba-cuda can import yet fail at its first compilation (seen with numba-cuda 0.2x on
+    NumPy 2.5, which removed ``np.row_stack``); "auto" then falls back to the CuPy path."""
+    global _cuda_probe
+    if _cuda_probe is None:
         try:
             from numba import cuda
         except ImportError as error:
-            return False, f"numba.cuda cannot be imported ({error}); pip install numba-cuda"
-        if not cuda.is_available():
-            return False, "no CUDA device is visible to Numba"
+            _cuda_probe = (False, f"numba.cuda cannot be imported ({error}); pip install numba-cuda")
+        else:
+            try:
+                if not cuda.is_available():
+                    _cuda_probe = (False, "no CUDA device is visible to Numba")
+                else:
+                    _cuda_probe = _compile_and_run_probe(cuda)
+            except Exception as error:  # a broken CUDA install, driver or numba-cuda build
+                _cuda_probe = (False, f"Numba CUDA cannot run a kernel here ({type(error).__name__}: {error})")
+    return _cuda_probe
+
+
+def _compile_and_run_probe(cuda) -> tuple[bool, str]:
+    @cuda.jit
+    def add_one(a):
+        i = cuda.grid(1)
+        if i < a.size:
+            a[i] += 1.0
+
+    a = cuda.to_device(__import__("numpy").zeros(2))
+    add_one[1, 32](a)
+    if a.copy_to_host().tolist() != [1.0, 1.0]:
+        return False, "Numba CUDA ran a probe kernel but it gave a wrong result"
     return True, ""
 
 

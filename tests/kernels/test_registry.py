@@ -132,3 +132,28 @@ def test_tensor_matmul_goes_through_the_selected_kernel(monkeypatch):
     np.testing.assert_array_equal(y.numpy(), np.arange(6.0).reshape(2, 3) @ np.ones((3, 2)))
     a @ b  # back on "auto": BLAS, not the Numba kernel
     assert len(calls) == 1
+
+
+def test_a_numba_cuda_that_cannot_compile_leaves_auto_on_the_cupy_path(monkeypatch):
+    # numba-cuda can import and still fail at its first compilation (seen on a GPU machine
+    # with NumPy 2.5); the probe's reason must reach the user, and "auto" must not crash.
+    monkeypatch.setattr(registry, "_cuda_probe", (False, "Numba CUDA cannot run a kernel here (AttributeError: x)"))
+    assert registry.resolve("max_pool2d", "gpu", "auto") == "numpy"
+    with pytest.raises(registry.KernelUnavailableError, match=r"max_pool2d: kernel path 'cuda' is not available: "
+                                                             r"Numba CUDA cannot run a kernel here \(AttributeError"):
+        registry.resolve("max_pool2d", "gpu", "cuda")
+
+
+def test_the_cuda_probe_reports_a_failing_compilation(monkeypatch):
+    pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
+    from numba import cuda
+
+    monkeypatch.setattr(registry, "_cuda_probe", None)
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+
+    def broken(_cuda):
+        raise AttributeError("module 'numpy' has no attribute 'row_stack'")
+
+    monkeypatch.setattr(registry, "_compile_and_run_probe", broken)
+    usable, reason = registry.path_status("cuda")
+    assert not usable and "AttributeError: module 'numpy' has no attribute 'row_stack'" in reason
