@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor, _new_tensor
 
 __all__ = [
@@ -299,13 +299,20 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """y = max(x, 0);  dy/dx = 1 where x > 0 else 0."""
+    """y = max(x, 0);  dy/dx = 1 where x > 0 else 0.
+
+    The backward multiplies by the mask x > 0: on the raw arrays for a plain backward, as
+    a Tensor product (differentiable again) under ``create_graph=True``.
+    """
 
     def forward(self, x):
         return backend.get_array_module(x).maximum(x, 0)
 
     def backward(self, gy):
-        return gy * _constant(self.inputs[0].data > 0)
+        mask = self.inputs[0].data > 0
+        if is_grad_enabled():
+            return gy * _constant(mask)
+        return _constant(gy.data * mask)
 
 
 class LeakyReLU(Function):

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from .. import backend, config
-from ..autograd import Function
-from ..tensor import Tensor
+from ..autograd import Function, is_grad_enabled
+from ..tensor import Tensor, _new_tensor
 
 __all__ = ["matmul", "linear"]
 
@@ -54,7 +54,13 @@ def matmul(a, b) -> Tensor:
 
 class Linear(Function):
     """y = x W^T + b for x (..., in), W (out, in), b (out,);
-    dx = gy W, dW = gy^T x (over all leading axes), db = sum of gy over leading axes."""
+    dx = gy W, dW = gy^T x (over all leading axes), db = sum of gy over leading axes.
+
+    Only the gradients that are needed are computed. A plain ``backward()`` (no
+    ``create_graph``) computes them on the raw arrays: three BLAS/reduction calls and no
+    graph; with ``create_graph=True`` the same formulas run as Tensor ops, so that they
+    can be differentiated again.
+    """
 
     def forward(self, x, w, b=None):
         if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[1]:
@@ -70,6 +76,27 @@ class Linear(Function):
         return y
 
     def backward(self, gy):
+        if is_grad_enabled():
+            return self._backward_differentiable(gy)
+        return self._backward_arrays(gy)
+
+    def _backward_arrays(self, gy):
+        x, w = self.inputs[0].data, self.inputs[1].data
+        need = self.needs_input_grad
+        g = gy.data
+        gx = _new_tensor(g @ w, False, None, 0) if need[0] else None
+        gw = gb = None
+        g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
+        if need[1]:
+            x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+            gw = _new_tensor(g2.T @ x2, False, None, 0)
+        if len(need) == 2:
+            return gx, gw
+        if need[2]:
+            gb = _new_tensor(g2.sum(axis=0), False, None, 0)
+        return gx, gw, gb
+
+    def _backward_differentiable(self, gy):
         x, w = self.inputs[0], self.inputs[1]
         need = self.needs_input_grad
         gx = matmul(gy, w) if need[0] else None

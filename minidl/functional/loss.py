@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor, _as_array_like, _new_tensor
 from .elementwise import abs, clip, exp, log, softplus, sqrt, where
 from .reduce import log_softmax, softmax
@@ -199,10 +199,19 @@ class CrossEntropy(Function):
         xp = backend.get_array_module(x)
         num_classes = x.shape[1]
         z = x - x.max(axis=1, keepdims=True)
-        logp = z - xp.log(xp.exp(z).sum(axis=1, keepdims=True))
-        picked = xp.take_along_axis(logp, self.index[:, None], axis=1)[:, 0]
-        w_t = self.weight[self.index] if self.weight is not None else xp.ones(self.index.shape, dtype=x.dtype)
-        self.w_t = xp.where(self.valid, w_t, 0).astype(x.dtype, copy=False)
+        e = xp.exp(z)
+        sum_e = e.sum(axis=1, keepdims=True)
+        self.exp_z, self.sum_exp = e, sum_e  # softmax(x) = exp_z / sum_exp, for the backward
+        logp = z
+        logp -= xp.log(sum_e)
+        if x.ndim == 2:
+            picked = logp[xp.arange(x.shape[0]), self.index]
+        else:
+            picked = xp.take_along_axis(logp, self.index[:, None], axis=1)[:, 0]
+        if self.weight is not None:
+            self.w_t = xp.where(self.valid, self.weight[self.index], 0).astype(x.dtype, copy=False)
+        else:
+            self.w_t = self.valid.astype(x.dtype)
         loss = -(1.0 - self.eps) * self.w_t * picked
         if self.eps > 0:
             if self.weight is None:
@@ -236,6 +245,36 @@ class CrossEntropy(Function):
         return q.astype(x.dtype, copy=False), xp.asarray(s, dtype=x.dtype)[:, None]
 
     def backward(self, gy):
+        if is_grad_enabled():
+            return self._backward_differentiable(gy)
+        return self._backward_arrays(gy)
+
+    def _backward_arrays(self, gy):
+        """The same gradient on raw arrays, for a plain backward (no create_graph)."""
+        x = self.inputs[0].data
+        g = self.exp_z / self.sum_exp  # softmax(x, axis=1)
+        if self.eps == 0:  # q = w_t onehot(t), sum_c q = w_t: g = (p - onehot(t)) w_t
+            if x.ndim == 2:
+                xp = backend.get_array_module(x)
+                g[xp.arange(x.shape[0]), self.index] -= 1
+            else:
+                g -= _one_hot(self.index, x.shape[1], x.dtype)
+            coef = self.w_t
+        else:
+            q, s = self._target_distribution(x)
+            g *= s
+            g -= q
+            coef = None
+        scale = gy.data
+        with np.errstate(invalid="ignore", divide="ignore"):  # nan when every target is ignored
+            if self.reduction == "mean":
+                scale = scale / self.norm
+            if coef is not None:
+                scale = coef * scale
+            g *= scale[:, None] if scale.ndim else scale
+        return _constant(g.astype(x.dtype, copy=False))
+
+    def _backward_differentiable(self, gy):
         x = self.inputs[0]
         q, s = self._target_distribution(x.data)
         if self.reduction == "none":
