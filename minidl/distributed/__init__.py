@@ -19,3 +19,4 @@ from .comm import Communicator, MPIComm, SingleProcessComm, get_comm  # noqa: F4
 from .ddp import DistributedDataParallel, bucket_parameters  # noqa: F401
 from .launch import is_main_process, rank_zero_only, save_on_main  # noqa: F401
 from .sampler import DistributedSampler  # noqa: F401
+from .threads import limit_threads, pin_threads, threads_per_process  # noqa: F401

@@ -27,10 +27,15 @@ __all__ = ["Communicator", "SingleProcessComm", "MPIComm", "get_comm"]
 
 
 class Communicator(ABC):
-    """The interface: ``rank``, ``size``, ``barrier``, ``bcast_``, ``allreduce_``, ``allgather``."""
+    """The interface: ``rank``, ``size``, ``barrier``, ``bcast_``, ``allreduce_``, ``allgather``,
+    and ``local_size`` (processes on this machine; 1 unless a subclass knows better)."""
 
     rank: int = 0
     size: int = 1
+
+    def local_size(self) -> int:
+        """How many of the processes run on this process's machine (it included)."""
+        return 1
 
     @abstractmethod
     def barrier(self) -> None:
@@ -90,6 +95,15 @@ class MPIComm(Communicator):
         self.size = self.comm.Get_size()
         self.cuda_aware = _cuda_aware(MPI)
         self._pinned: dict = {}
+        self._local_size: int | None = None
+
+    def local_size(self) -> int:
+        """Processes sharing this machine's memory (``COMM_TYPE_SHARED``); collective on first call."""
+        if self._local_size is None:
+            node = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
+            self._local_size = node.Get_size()
+            node.Free()
+        return self._local_size
 
     def barrier(self) -> None:
         self.comm.Barrier()

@@ -4,6 +4,7 @@ Modes:
   train OUT.npz   -- 2-process training, per-rank batch B; rank 0 saves the parameters
   mismatch        -- rank 1 builds a different model; each rank prints the error it gets
   bagging         -- bagging members split across the ranks (n_jobs="mpi") vs one process
+  threads         -- each rank prints its BLAS and Numba thread counts after wrapping a model
 """
 import sys
 
@@ -65,11 +66,23 @@ def bagging(comm):
     print(f"rank {comm.rank}: members {len(spread.estimators_)} identical {same}")
 
 
+def threads(comm):
+    import numba
+    from threadpoolctl import threadpool_info
+
+    model = DistributedDataParallel(make_model(), comm)
+    blas = sorted({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+    print(f"rank {comm.rank}: local {comm.local_size()} set {model.threads} blas {blas} "
+          f"numba {numba.get_num_threads()}")
+
+
 if __name__ == "__main__":
     comm = get_comm()
     if sys.argv[1] == "train":
         train(comm, sys.argv[2])
     elif sys.argv[1] == "bagging":
         bagging(comm)
+    elif sys.argv[1] == "threads":
+        threads(comm)
     else:
         mismatch(comm)

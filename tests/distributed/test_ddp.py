@@ -5,7 +5,8 @@ import pytest
 import minidl
 from minidl import nn
 from minidl.distributed import (DistributedDataParallel, DistributedSampler, SingleProcessComm,
-                                bucket_parameters, get_comm)
+                                bucket_parameters, get_comm, pin_threads, threads_per_process)
+from minidl.distributed import threads as threads_module
 from minidl.distributed.comm import Communicator
 
 
@@ -107,3 +108,65 @@ def test_get_comm_without_launcher_is_single_process(monkeypatch):
     for k in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"):
         monkeypatch.delenv(k, raising=False)
     assert isinstance(get_comm(), SingleProcessComm)
+
+
+@pytest.mark.parametrize("local, usable, machine, expected", [
+    (1, 2, 2, 2),   # alone on the machine: every core
+    (2, 2, 2, 1),   # 2 unbound processes on 2 cores: one thread each
+    (2, 1, 2, 1),   # bound to one core each by the launcher
+    (4, 64, 64, 16),  # 4 unbound processes on 64 cores
+    (2, 32, 64, 32),  # bound to a 32-core socket each
+    (3, 2, 2, 1),   # more processes than cores: still one thread
+])
+def test_threads_per_process_is_the_share_of_the_cores(local, usable, machine, expected):
+    assert threads_per_process(local, usable_cores=usable, machine_cores=machine) == expected
+
+
+class LocalComm(SingleProcessComm):
+    """One process that claims to share its machine with ``local - 1`` others."""
+
+    def __init__(self, local):
+        self.local = local
+
+    def local_size(self):
+        return self.local
+
+
+def test_pin_threads_auto_leaves_a_lone_process_and_an_explicit_setting_alone(monkeypatch):
+    calls = []
+    monkeypatch.setattr(threads_module, "limit_threads", lambda n: calls.append(n) or n)
+    for var in threads_module.THREAD_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    assert pin_threads(LocalComm(1)) is None
+    assert pin_threads(LocalComm(2), None) is None
+    assert pin_threads(LocalComm(2)) == threads_per_process(2) and calls == [threads_per_process(2)]
+    assert pin_threads(LocalComm(1), 3) == 3 and calls[-1] == 3
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert pin_threads(LocalComm(2)) is None and len(calls) == 2
+    with pytest.raises(ValueError, match="threads must be 'auto', an int or None"):
+        pin_threads(LocalComm(2), "all")
+
+
+def test_ddp_gradients_are_views_of_one_reused_buffer_and_stay_exact_over_steps():
+    comm = FakeComm(other_factor=3.0)
+    model = DistributedDataParallel(_mlp(), comm, threads_per_process=None)
+    reference = _mlp()
+    reference.load_state_dict(model.module.state_dict())
+    rng = np.random.default_rng(1)
+    buffers = set()
+    for step in range(3):
+        x = minidl.tensor(rng.standard_normal((5, 4)))
+        model.zero_grad()
+        reference.zero_grad()
+        if step == 2:  # a parameter without a gradient contributes zeros
+            model.module[2].bias.requires_grad_(False)
+            reference[2].bias.requires_grad_(False)
+        model.backward(model(x).sum())
+        reference(x).sum().backward()
+        flat = model._flat[0]
+        buffers.add(id(flat))
+        for p, q in zip(model.parameters(), reference.parameters()):
+            assert np.shares_memory(p.grad.data, flat)
+            expected = np.zeros(p.shape) if q.grad is None else q.grad.numpy() * (1 + 3.0) / 2
+            np.testing.assert_allclose(p.grad.numpy(), expected, rtol=1e-6)
+    assert len(buffers) == 1 and comm.allreduce_calls == 3

@@ -54,6 +54,21 @@ def test_two_processes_with_batch_b_equal_one_process_with_batch_2b(tmp_path):
         assert not np.allclose(v, ddp_worker.make_model().state_dict()[k])  # training moved it
 
 
+def test_unbound_processes_sharing_a_machine_get_their_share_of_the_cores():
+    """Without binding and without thread variables, each of the 2 ranks would start one BLAS
+    and one Numba thread per core; DistributedDataParallel cuts that to its share."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                             "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_btl="self,vader,tcp",
+               OMPI_MCA_btl_vader_single_copy_mechanism="none", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    cmd = ["mpirun", "-n", "2", "--oversubscribe", "--bind-to", "none", sys.executable, str(WORKER), "threads"]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout + run.stderr
+    share = max(1, min(len(os.sched_getaffinity(0)), os.cpu_count() // 2))
+    for rank in (0, 1):
+        assert f"rank {rank}: local 2 set {share} blas [{share}] numba {share}" in run.stdout, run.stdout
+
+
 def test_ranks_with_different_models_get_a_clear_error():
     run = _mpirun("mismatch")
     assert run.returncode == 0, run.stdout + run.stderr
