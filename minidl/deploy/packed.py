@@ -33,8 +33,9 @@ file is those bytes, deflated, plus a few hundred bytes of header and manifest.
 
 Loading never runs code from the file (``json``, ``zlib`` and ``numpy.frombuffer`` only)
 and checks everything first (magic, version, lengths, CRC, each entry's dtypes, shape and
-bounds, and that the arrays fill their blobs exactly), so a truncated or corrupted file
-raises a ``ValueError`` that says which, and nothing is returned half-read. Files of
+bounds, and that the arrays fill their blobs exactly; a deflated payload is never
+inflated past the bytes the manifest declares), so a truncated or corrupted file raises
+a ``ValueError`` that says which, and nothing is returned half-read. Files of
 format version 1 (explicit byte offsets, no narrowing) still load. Writes are atomic
 (``minidl.serialization.atomic_write``).
 """
@@ -61,6 +62,7 @@ _HEADER = struct.Struct("<8sBBIII")  # magic, version, flags, manifest bytes, pa
 _DEFLATED = 1
 _DTYPES = ("bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
            "float16", "float32", "float64", "complex64", "complex128")
+_MAX_MANIFEST = 1 << 26  # bytes a manifest (names, shapes, meta) may inflate to
 _NARROW = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")  # by item size
 
 
@@ -142,6 +144,21 @@ def _corrupt(path: str, why: str) -> ValueError:
     return ValueError(f"load_packed: {path!r} is truncated or corrupted ({why})")
 
 
+def _inflate(path: str, data: bytes, limit: int, what: str) -> bytes:
+    """zlib-decompress ``data``, refusing (before allocating more) a stream that inflates
+    past ``limit`` bytes, e.g. a crafted file that would fill the memory."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as e:
+        raise _corrupt(path, f"the {what} does not inflate: {e}") from None
+    if len(out) > limit:
+        raise _corrupt(path, f"the {what} inflates past the {limit} bytes it may take")
+    if not inflater.eof or inflater.unused_data:
+        raise _corrupt(path, f"the {what}'s deflate stream is incomplete or followed by extra bytes")
+    return out
+
+
 def _is_shape(shape: Any) -> bool:
     return isinstance(shape, list) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
 
@@ -204,11 +221,8 @@ def load_packed(path: str | os.PathLike) -> tuple[OrderedDict, Any]:
     if zlib.crc32(body) != crc:
         raise _corrupt(path, "CRC-32 mismatch")
     try:
-        manifest = json.loads(zlib.decompress(body[:m_len]).decode("utf-8"))
-        payload = body[m_len:]
-        if flags & _DEFLATED:
-            payload = zlib.decompress(payload)
-    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError) as e:
+        manifest = json.loads(_inflate(path, body[:m_len], _MAX_MANIFEST, "manifest").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise _corrupt(path, f"{type(e).__name__}: {e}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("blobs"), list) \
             or not isinstance(manifest.get("arrays"), list):
@@ -220,6 +234,9 @@ def load_packed(path: str | os.PathLike) -> tuple[OrderedDict, Any]:
             raise _corrupt(path, f"bad blob entry {str(blob)[:80]}")
         sizes[blob[0]], starts[blob[0]] = blob[1], total
         total += blob[1]
+    payload = body[m_len:]
+    if flags & _DEFLATED:  # never inflated past the bytes the manifest declares
+        payload = _inflate(path, payload, total, "payload")
     if total != len(payload):
         raise _corrupt(path, f"the blobs add up to {total} bytes, the payload holds {len(payload)}")
     entries = (_entries_v1 if version == 1 else _entries_v2)(path, manifest["arrays"], sizes)

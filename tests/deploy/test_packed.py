@@ -102,11 +102,11 @@ def test_bad_files_raise_a_clear_error(damage, match, tmp_path, rng):
         load_packed(path)
 
 
-def _handmade(path, version, blobs, arrays, payload, meta=None):
+def _handmade(path, version, blobs, arrays, payload, meta=None, flags=0):
     """A packed file written byte by byte (here: the test's own writer, not save_packed's)."""
     manifest = zlib.compress(json.dumps({"meta": meta, "blobs": blobs, "arrays": arrays}).encode())
     body = manifest + payload
-    header = struct.pack("<8sBBIII", MAGIC, version, 0, len(manifest), len(payload), zlib.crc32(body))
+    header = struct.pack("<8sBBIII", MAGIC, version, flags, len(manifest), len(payload), zlib.crc32(body))
     path.write_bytes(header + body)
     return path
 
@@ -129,6 +129,20 @@ def test_a_version_2_manifest_that_does_not_fill_its_blobs_exactly_is_refused(ar
     path = _handmade(tmp_path / "m.bin", 2, [["int8", 8]], arrays, bytes(8))
     with pytest.raises(ValueError, match=match):
         load_packed(path)
+
+
+@pytest.mark.parametrize("payload,match", [
+    (lambda: zlib.compress(bytes(20_000_000), 9), "inflates past the 8 bytes"),  # 20 KB inflating to 20 MB
+    (lambda: zlib.compress(bytes(8)) + b"tail", "followed by extra bytes"),
+    (lambda: zlib.compress(bytes(8))[:-3], "incomplete"),
+    (lambda: b"not deflate at all", "does not inflate"),
+])
+def test_a_deflated_payload_is_checked_against_the_declared_blobs_before_it_is_inflated(payload, match, tmp_path):
+    path = _handmade(tmp_path / "m.bin", 2, [["int8", 8]], [["w", "int8", [8]]], payload(), flags=1)
+    with pytest.raises(ValueError, match=match):
+        load_packed(path)
+    ok = _handmade(tmp_path / "ok.bin", 2, [["int8", 8]], [["w", "int8", [8]]], zlib.compress(bytes(8)), flags=1)
+    np.testing.assert_array_equal(load_packed(ok)[0]["w"], np.zeros(8, np.int8))
 
 
 def test_a_version_1_file_still_loads(tmp_path, rng):
