@@ -304,7 +304,7 @@ def _compression(splits, teacher, cfg, progress, plots: Path) -> tuple[str, dict
         "",
         "**Goal: int8 within 1 point of float32 accuracy at a quarter of the size.** Accuracy: int8 with float16 "
         f"scales {acc_q - acc_f:+.2f} points vs float32 (with float32 scales {acc_q32 - acc_f:+.2f}). Size: the "
-        f"int8 file (`save_quantized(..., compress=True)`) is {q['packed deflated']} B and the float32 "
+        f"int8 file (float16 scales, `save_quantized(..., compress=True)`) is {q['packed deflated']} B and the float32 "
         f"`minidl.save` file is {npz} B, **{ratio:.3f}x**. Goal {'met' if goal_size and goal_acc else 'NOT met'} "
         f"(accuracy {'met' if goal_acc else 'not met'}, size {'met' if goal_size else 'not met'}).",
         "",

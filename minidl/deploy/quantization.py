@@ -24,6 +24,9 @@ of the model by these layers (``QuantizedLinear``, ``QuantizedConv2d``), which s
 weights (a quarter of the float32 bytes), int32 biases and one scale per channel, in
 float32 or, with ``scale_dtype="float16"``, in float16 (the scale is rounded up to a
 float16 value first and the weights quantized with it, so nothing is lost in storage).
+In a packed file (``minidl.deploy.packed``, what ``save_quantized`` writes) a layer's
+int32 biases take 2 bytes each when every |b_q| < 2^15 and its zero point 1 byte, read
+back as int32 exactly, and the file is deflated, so the model is bit for bit the same.
 
 Quantization-aware training (QAT) trains through the rounding with ``fake_quantize``:
 forward y = (clip(round(x/s) + z, qmin, qmax) - z) s, backward the straight-through

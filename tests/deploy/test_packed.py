@@ -306,3 +306,23 @@ def test_bad_values_are_refused_before_anything_is_written(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.bin"]  # no temporary file left behind
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_packed(tmp_path / "missing.bin")
+
+
+def test_quantize_command_writes_a_deflated_file_by_default_and_a_plain_one_with_no_compress(tmp_path, capsys):
+    from minidl.cli import main as cli_main
+    from minidl.deploy import predict
+    from minidl.deploy.checkpoint import load_quantized, save_model
+    from minidl.models import LeNet5
+
+    save_model(LeNet5(input_size=8), tmp_path / "f.npz")
+    outs = {}
+    for name, extra in (("default", []), ("plain", ["--no-compress"])):
+        outs[name] = tmp_path / f"{name}.bin"
+        assert cli_main(["quantize", str(tmp_path / "f.npz"), "--out", str(outs[name]),
+                         "--num-calibration", "32"] + extra) == 0
+    text = capsys.readouterr().out
+    assert "(deflated)" in text and "(plain)" in text and "vs the float32 minidl.save file" in text
+    assert _manifest(outs["default"])[1] == 1 and _manifest(outs["plain"])[1] == 0
+    assert os.path.getsize(outs["default"]) < os.path.getsize(outs["plain"])
+    X = np.random.default_rng(0).random((8, 1, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(predict(load_quantized(outs["default"]), X), predict(load_quantized(outs["plain"]), X))
