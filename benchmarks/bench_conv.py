@@ -125,21 +125,34 @@ POOLS = [  # name, minidl function, torch function name, arguments
 ]
 
 
-def pool_steps(torch, x: np.ndarray, fn, torch_name: str, kwargs: dict) -> dict:
-    """forward + backward of one pooling call on each path and in PyTorch."""
+def pool_steps(torch, x: np.ndarray, fn, torch_name: str, kwargs: dict, device: str = "cpu") -> dict:
+    """forward + backward of one pooling call on each path and in PyTorch (on ``device``)."""
+    paths = ("numpy", "numba") if device == "cpu" else ("numpy", "cuda")
+    xd = minidl.tensor(x, device=device).data
+
+    def sync():
+        if device != "cpu":
+            import cupy
+
+            cupy.cuda.Device().synchronize()
+            torch.cuda.synchronize()
+
     steps = {}
-    for path in ("numpy", "numba"):
+    for path in paths:
         def run(path=path):
-            t = minidl.tensor(x, requires_grad=True)
+            t = minidl.tensor(xd, requires_grad=True)
             with config.using_kernels(path):
                 y = fn(t, **kwargs)
-                y.backward(minidl.ones(y.shape))
+                y.backward(minidl.ones(y.shape, device=device))
+            sync()
         steps[path] = run
+    xt = torch.tensor(x, device=device)
 
     def run_torch():
-        t = torch.tensor(x, requires_grad=True)
+        t = xt.detach().requires_grad_()
         y = getattr(torch.nn.functional, torch_name)(t, **kwargs)
         y.backward(torch.ones_like(y))
+        sync()
     steps["torch"] = run_torch
     return steps
 
@@ -305,10 +318,23 @@ def gpu_section(torch, repeats: int) -> str:
         ms = {k: v * 1e3 for k, v in times.items()}
         table.append([f"{name} (N={arrays[0].shape[0]})", ms["numpy"], ms["cuda"], ms["torch"],
                       ms["cuda"] / ms["torch"]])
+    pool_x = np.random.default_rng(1).standard_normal((128, 64, 32, 32)).astype(np.float32)
+    pool_table = []
+    for name, fn, torch_name, kwargs in POOLS:
+        times = blocked_medians(pool_steps(torch, pool_x, fn, torch_name, kwargs, "cuda"), repeats=repeats)
+        ms = {k: v * 1e3 for k, v in times.items()}
+        default = registry.resolve(torch_name, "gpu", "auto")
+        pool_table.append([name, ms["numpy"], ms["cuda"], ms["torch"], default, ms[default] / ms["torch"]])
     return "\n".join([
         "GPU, same layers at 4x the batch: CuPy path (im2col + cuBLAS), Numba CUDA kernels, PyTorch CUDA; ms per step.",
         "",
         markdown_table(["shape", "CuPy path ms", "Numba CUDA ms", "PyTorch CUDA ms", "Numba CUDA / PyTorch"], table),
+        "",
+        f"Pooling forward + backward on the GPU, x of shape {pool_x.shape} (float32), ms; `default` is what "
+        "`kernels=\"auto\"` takes on CuPy arrays:",
+        "",
+        markdown_table(["pool", "CuPy path ms", "Numba CUDA ms", "PyTorch CUDA ms", "default", "default / PyTorch"],
+                       pool_table),
     ])
 
 

@@ -130,6 +130,14 @@ for drawn in (drawn_conv, drawn_pool):
     except AssertionError as error:
         failures.append(f"{drawn.__name__}: {error}")
 
+from minidl.kernels import registry  # noqa: E402
+
+# The registry's probe (compile with cache=True, run, read back) must pass where Numba CUDA works.
+if registry.path_status("cuda") != (True, ""):
+    failures.append(f"registry probe: {registry.path_status('cuda')}")
+else:
+    print("ok registry probe")
+
 if failures:
     sys.exit("CUDA simulator mismatches:\n" + "\n".join(failures))
 print("all CUDA kernels match the NumPy reference under the simulator")
