@@ -44,6 +44,7 @@ PY
 } >"$OUT/setup.log" 2>&1
 cat "$OUT/setup.log"
 PLAIN_PYTHONPATH=$PYTHONPATH
+python3 -c "from minidl.kernels import registry; print('Numba CUDA path as minidl sees it:', registry.path_status('cuda'))" 2>&1 | tail -n 1
 if ! python3 -c "import numpy; numpy.row_stack" 2>/dev/null; then
     echo "NumPy has no row_stack: tests and benchmarks run with benchmarks/gpu_compat on PYTHONPATH"
     export PYTHONPATH=$PWD/benchmarks/gpu_compat:$PYTHONPATH
