@@ -275,9 +275,11 @@ def test_a_damaged_int8_file_raises_and_leaves_the_target_model_unchanged(damage
 def test_int8_digits_lenet_file_is_at_most_a_quarter_of_the_float32_minidl_save_file(tmp_path, rng):
     """Issue 10's size goal, measured on real files: the digits LeNet trained 10 epochs
     (seeded, about a second), quantized with float16 scales and saved by save_quantized
-    (narrowed, deflated) vs its float32 state dict saved by minidl.save. Not a timing:
-    file sizes are deterministic for a seeded run (0.248x when written; 0.250x needs
-    ~200 more bytes). The accuracy goal is checked too: int8 within 1 point of float32."""
+    (narrowed, deflated) vs its float32 state dict saved by minidl.save. Not a timing: a
+    seeded run's file sizes move by tens of bytes at most (float rounding in training),
+    and the bound is ~200 bytes away (0.248x when written; plain or unnarrowed files are
+    0.254x and 0.251x, so the test fails without either step). The accuracy goal is
+    checked too: int8 within 1 point of float32."""
     from minidl.deploy import predict
     from minidl.deploy.checkpoint import infer_arch, load_quantized, save_quantized
 
