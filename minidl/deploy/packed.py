@@ -27,9 +27,10 @@ Two things keep the file small:
   far more; bytes that deflate cannot shrink are kept plain. ``compress=False`` writes
   the blobs as they are.
 
-An int8 model is then one int8 blob (weights and zero points), one int16 blob (biases),
-one float16 or float32 blob (weight scales) and one float32 blob (input scales), and the
-file is those bytes, deflated, plus a few hundred bytes of header and manifest.
+An int8 model is then one int8 blob (weights and zero points), one int16 blob (the biases
+that fit; the others stay int32), one float16 or float32 blob (weight scales) and one
+float32 blob (input scales), and the file is those bytes, deflated, plus a few hundred
+bytes of header and manifest.
 
 Loading never runs code from the file (``json``, ``zlib`` and ``numpy.frombuffer`` only)
 and checks everything first (magic, version, lengths, CRC, each entry's dtypes, shape and
