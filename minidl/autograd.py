@@ -86,25 +86,35 @@ class Function:
     generation = 0
     inputs: tuple | None = None
     needs_input_grad: tuple = ()
+    _out_meta: tuple | None = None  # (shape, dtype) per output, kept for multi-output Functions
 
     def __call__(self, *inputs: Any):
-        tensors = _as_tensors(inputs)
-        ys = self.forward(*[t.data for t in tensors])
-        single = not isinstance(ys, tuple)
-        if single:
-            ys = (ys,)
+        for x in inputs:
+            if not isinstance(x, Tensor):
+                inputs = _as_tensors(inputs)
+                break
+        else:
+            if backend.cupy is not None and len(inputs) > 1:
+                _check_same_device(inputs)
+        ys = self.forward(*[t.data for t in inputs])
         if _GradMode.enabled:
-            needs = tuple([t.requires_grad for t in tensors])
+            needs = tuple([t.requires_grad for t in inputs])
             if True in needs:
-                self.inputs = tensors
+                self.inputs = inputs
                 self.needs_input_grad = needs
-                gen = self.generation = max([t.generation for t in tensors])
+                gen = self.generation = max([t.generation for t in inputs])
+                if not isinstance(ys, tuple):
+                    out = _new_tensor(ys, True, self, gen + 1)
+                    self.outputs = (weakref.ref(out),)
+                    self._out_meta = None  # filled in for multi-output Functions only
+                    return out
                 outs = tuple([_new_tensor(y, True, self, gen + 1) for y in ys])
                 self.outputs = tuple([weakref.ref(o) for o in outs])
                 self._out_meta = tuple([(o.data.shape, o.data.dtype) for o in outs])
-                return outs[0] if single else outs
-        outs = tuple([_new_tensor(y, False, None, 0) for y in ys])
-        return outs[0] if single else outs
+                return outs
+        if not isinstance(ys, tuple):
+            return _new_tensor(ys, False, None, 0)
+        return tuple([_new_tensor(y, False, None, 0) for y in ys])
 
     def forward(self, *arrays):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -221,27 +231,32 @@ def run_backward(
             deliver(root, g)
         while heap:
             f = heapq.heappop(heap)[2]
-            if f.inputs is None:
+            inputs = f.inputs
+            if inputs is None:
                 raise RuntimeError(
                     f"backward: trying to backpropagate through {f.name} a second time; its saved "
                     "values were freed after the first backward. Pass retain_graph=True to the "
                     "first backward call if you need to call it twice."
                 )
-            gys = []
-            for ref, (shape, dtype) in zip(f.outputs, f._out_meta):
-                out = ref()
-                entry = pending.pop(id(out), None) if out is not None else None
-                gys.append(None if entry is None else entry[1])
-            if len(gys) > 1:
+            if f._out_meta is None:  # one output: pending holds it (alive) and its gradient
+                out, gy = pending.pop(id(f.outputs[0]()))  # ``out`` stays alive through backward
+                gxs = f.backward(gy)
+            else:
+                gys = []
+                for ref in f.outputs:
+                    out = ref()
+                    entry = pending.pop(id(out), None) if out is not None else None
+                    gys.append(None if entry is None else entry[1])
                 gys = [_zeros_for(f, s, d) if g is None else g for g, (s, d) in zip(gys, f._out_meta)]
-            gxs = f.backward(*gys)
+                gxs = f.backward(*gys)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
-            if len(gxs) != len(f.inputs):
-                raise RuntimeError(f"{f.name}.backward returned {len(gxs)} gradients for {len(f.inputs)} inputs")
-            for i, (x, gx, need) in enumerate(zip(f.inputs, gxs, f.needs_input_grad)):
+            if len(gxs) != len(inputs):
+                raise RuntimeError(f"{f.name}.backward returned {len(gxs)} gradients for {len(inputs)} inputs")
+            for i, need in enumerate(f.needs_input_grad):
+                gx = gxs[i]
                 if need and gx is not None:
-                    deliver(x, _check_input_grad(f, i, x, gx))
+                    deliver(inputs[i], _check_input_grad(f, i, inputs[i], gx))
             if not retain_graph:
                 f.inputs = None
     if captured is None:

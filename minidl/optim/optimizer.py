@@ -163,12 +163,15 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        states = self.state
+        update = self._update
         with no_grad():
             for group in self.param_groups:
                 for p, g in self._params_with_grad(group):
-                    state = self.state.setdefault(p, {})
-                    xp = backend.get_array_module(p.data)
-                    self._update(p, g, state, group, xp)
+                    state = states.get(p)
+                    if state is None:
+                        state = states[p] = {}
+                    update(p, g, state, group, backend.get_array_module(p.data))
         return loss
 
     def _update(self, p: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any], xp) -> None:
