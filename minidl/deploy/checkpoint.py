@@ -7,8 +7,9 @@ read off the weight shapes (``infer_arch``); only LeNet5's input size is ambiguo
 found by trying sizes (8, 28, 32, then 4..64) or given explicitly.
 
 An int8 model (``quantize_cli``) is saved by ``save_quantized`` as a packed file
-(``minidl.deploy.packed``: all int8 weights in one blob, int32 biases and zero points in
-another, the scales in a third) whose meta is ``{"format": "minidl.int8", "arch": ...}``,
+(``minidl.deploy.packed``: all int8 weights in one blob, the int32 biases and zero points in
+another, each stored in the smallest integer type that holds it exactly -- int16 biases and
+int8 zero points for the digits LeNet --, the scales in a third; deflated) whose meta is ``{"format": "minidl.int8", "arch": ...}``,
 and rebuilt by ``load_quantized``, which also reads the earlier ``minidl.save`` layout
 (``{"format": "minidl.int8", "arch", "model"}`` with float32 biases, quantized on loading).
 """
@@ -117,9 +118,9 @@ def load_model(path: str | os.PathLike, model: str | None = None, input_size: in
     return net.eval()
 
 
-def save_quantized(qmodel: nn.Module, arch: dict, path: str | os.PathLike, compress: bool = False) -> str:
+def save_quantized(qmodel: nn.Module, arch: dict, path: str | os.PathLike, compress: bool = True) -> str:
     """Save an int8 model (from ``quantize_model``) with the architecture of its float model
-    as a packed file (``compress=True`` deflates the arrays)."""
+    as a packed file, deflated unless ``compress=False`` (stored plain when deflate cannot shrink it)."""
     return save_packed(qmodel.state_dict(), path, meta={"format": "minidl.int8", "arch": arch}, compress=compress)
 
 
