@@ -264,8 +264,6 @@ def main(argv=None) -> int:
         print(f"{name}: numpy {ms['numpy']:.1f} ms, numba {ms['numba']:.1f} ms, torch {ms['torch']:.1f} ms", flush=True)
     cold, warm = numba_first_call(CONV_SETUP, CONV_CALL)
     print(f"Numba conv2d first call: {cold:.2f} s compiling, {warm:.2f} s from the cache", flush=True)
-    plot(rows, ["NumPy path", "Numba path", "PyTorch CPU"], PLOTS / "conv_cpu.png",
-         "conv2d forward+backward, float32, CPU")
     body = [
         "conv2d forward + backward (input, weight and bias gradients) of one layer, float32, "
         f"median {clock} of {repeats} repeats (contender by contender, after 2 warm-up calls); ms per step. `default` is the path "
@@ -290,6 +288,8 @@ def main(argv=None) -> int:
     text = "\n".join(body)
     print(text)
     if not args.no_write:
+        plot(rows, ["NumPy path", "Numba path", "PyTorch CPU"], PLOTS / "conv_cpu.png",
+             "conv2d forward+backward, float32, CPU")
         write_section("Convolution", text)
     return 0
 
