@@ -1,160 +1,387 @@
-"""conv2d on NVIDIA GPUs with Numba CUDA kernels, direct (no im2col buffer).
+"""conv2d on NVIDIA GPUs with Numba CUDA kernels: tiled implicit GEMM, no im2col buffer.
 
 Arrays are CuPy arrays (passed to Numba through ``__cuda_array_interface__``); under
 Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) NumPy arrays work too, which is how
 the index logic is tested without a GPU.  Layouts and formulas are those of
-:mod:`conv_numpy`; each kernel is written in "gather" form so that every thread owns the
-element it writes and no atomics are needed:
+:mod:`conv_numpy`: x (N, C_in, H, W), w (C_out, Cg, kh, kw) with Cg = C_in / groups,
+y (N, C_out, H_out, W_out), and output position (oh, ow) with tap (i, j) reads input
+pixel ``(oh*sh - ph + i*dh, ow*sw - pw + j*dw)``.
 
-* forward: one thread per output y[n, o, oh, ow], summing over the Cg*kh*kw taps of its
-  group;
-* input gradient: one thread per input x[n, c, ih, iw], summing gy over the outputs
-  (o in c's group, oh, ow) whose window tap (i, j) lands on it, i.e. those with
-  oh*sh = ih + ph - i*dh (divisible by sh, 0 <= oh < H_out), likewise for ow;
-* weight gradient: one block per weight element w[o, c, i, j]; its threads stride over
-  the N*H_out*W_out products gy*x and the partial sums are reduced in shared memory
-  (in float64: it is a long sum).
+Each of the three products is a matrix product per group g, computed by the register-blocked
+kernel of :mod:`matmul_cuda` (64 x 64 output tiles per block of 16 x 16 threads, 4 x 4
+outputs per thread, 16-deep shared-memory tiles; see there) whose loaders *gather* the
+matrix elements from the 4-d arrays on the fly instead of reading a materialized im2col
+matrix ("implicit GEMM").  Out-of-range and padding positions load 0, so every tile is
+zero-padded and every thread reaches every barrier.  One group per ``blockIdx.z``.
 
-Accumulators start from a zero of the array dtype passed in as an argument, so float32
-stays float32 arithmetic on the GPU.
+* forward, ``Y[o, p] = sum_k W[o, k] * Xcol[k, p]``: p = (n, oh, ow) runs over the
+  N*H_out*W_out output pixels (block columns, ``blockIdx.x``), o over the group's
+  C_out/groups output channels (block rows, ``blockIdx.y``), and the reduction k = (c, i, j)
+  over its Cg*kh*kw taps, with ``Xcol[k, p] = x[n, g*Cg + c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]``.
+* weight gradient, ``GW[o, k] = sum_p GY[o, p] * Xcol[k, p]``: rows o, columns k, and the
+  long sum over the N*H_out*W_out pixels p is the reduction.  A layer with few weights has
+  few output tiles (64 x 576 weights are 9 tiles), so the p range is also split into S
+  chunks ("split-K", ``blockIdx.z = g*S + s``) that write S partial products, summed after.
+  The accumulators are of the array dtype, as in cuBLAS.
+* input gradient, ``GX[c, q] = sum_r WT[c, r] * GYcol[r, q]`` in gather form: q = (n, ih, iw)
+  runs over the input pixels, c over the group's Cg input channels, and the reduction
+  r = (o, i, j) over the group's (C_out/groups)*kh*kw (output channel, tap) pairs, with
+  ``WT[c, r] = w[g*Og + o, c, i, j]`` and ``GYcol[r, q] = gy[n, g*Og + o, oh, ow]`` when
+  ``ih + ph - i*dh = oh*sh`` (a multiple of the stride) with 0 <= oh < H_out (likewise for
+  the columns), else 0.  Every element of gx is written by exactly one thread: no atomics.
+
+Decoding a reduction index k into (c, i*dh, j*dw) takes two integer divisions, which are
+slow on a GPU (there is no divide instruction), and the loaders need it for every element.
+So the host builds a small table once per call (``tap_table``, 3 x K int32, on the device)
+and the loaders read it; the pixel index p, which is the same for all the loads a thread
+makes into one tile column, is decoded once per thread (forward, input gradient) or once
+per reduction step (weight gradient).
 """
 from __future__ import annotations
 
+import functools
 import math
 
-from numba import config as numba_config
-from numba import cuda, float64
+from numba import cuda, float32, float64
 
 from .arrays import array_module
+from .matmul_cuda import TILING, Tiling, check_tiling, make_tile_product
 from .window import conv_output_hw
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"]
 
-_THREADS = 128        # threads per block of the one-thread-per-element kernels
-# Threads per block (a power of two) of the weight-gradient reduction; the simulator runs
-# each thread as a Python thread, so there it uses fewer (same code path, any power of two).
-_REDUCE_THREADS = 8 if numba_config.ENABLE_CUDASIM else 128
+# Split-K aims for about this many blocks in flight for the weight gradient (a GPU has ~100
+# multiprocessors, each running two or three 256-thread blocks) ...
+_SPLIT_TARGET_BLOCKS = 512
+# ... while giving each split at least this many reduction steps of ``depth`` pixels.
+_SPLIT_MIN_STEPS = 4
+
+_SCALARS = {"float32": float32, "float64": float64}
 
 
-@cuda.jit(cache=True)
-def _forward_kernel(x, w, y, sh, sw, ph, pw, dh, dw, groups, zero):
-    t = cuda.grid(1)
-    n_img, c_out, out_h, out_w = y.shape
-    if t < n_img * c_out * out_h * out_w:
-        ow = t % out_w
-        oh = (t // out_w) % out_h
-        o = (t // (out_w * out_h)) % c_out
-        n = t // (out_w * out_h * c_out)
-        c_group, kh, kw = w.shape[1], w.shape[2], w.shape[3]
-        h, width = x.shape[2], x.shape[3]
-        c0 = (o // (c_out // groups)) * c_group
-        acc = zero
-        for cc in range(c_group):
-            for i in range(kh):
-                ih = oh * sh - ph + i * dh
-                if ih < 0 or ih >= h:
-                    continue
-                for j in range(kw):
-                    iw = ow * sw - pw + j * dw
-                    if iw >= 0 and iw < width:
-                        acc += w[o, cc, i, j] * x[n, c0 + cc, ih, iw]
-        y[n, o, oh, ow] = acc
+def _make_forward(scalar, tiling: Tiling):
+    """Y[o, p] = sum_k W[o, k] Xcol[k, p]; grid (P tiles, Og tiles, groups)."""
+    tm, tn, rows, cols, depth = tiling
+    block_m, block_n, threads = tiling.block_m, tiling.block_n, tiling.threads
+    loads_w, loads_x = block_m * depth // threads, block_n * depth // threads
+    shape_w, shape_x = (depth, block_m + 1), (depth, block_n + 1)
+    tile_product = make_tile_product(tiling, scalar)
 
-
-@cuda.jit(cache=True)
-def _backward_input_kernel(gy, w, gx, sh, sw, ph, pw, dh, dw, groups, zero):
-    t = cuda.grid(1)
-    n_img, c_in, h, width = gx.shape
-    if t < n_img * c_in * h * width:
-        iw = t % width
-        ih = (t // width) % h
-        c = (t // (width * h)) % c_in
-        n = t // (width * h * c_in)
-        c_out, c_group, kh, kw = w.shape[0], w.shape[1], w.shape[2], w.shape[3]
-        out_h, out_w = gy.shape[2], gy.shape[3]
-        o_group = c_out // groups
-        g = c // c_group
-        cc = c - g * c_group
-        acc = zero
-        for i in range(kh):
-            top = ih + ph - i * dh
-            if top < 0 or top % sh != 0 or top // sh >= out_h:
-                continue
-            oh = top // sh
-            for j in range(kw):
-                left = iw + pw - j * dw
-                if left < 0 or left % sw != 0 or left // sw >= out_w:
-                    continue
-                ow = left // sw
-                for o in range(g * o_group, (g + 1) * o_group):
-                    acc += w[o, cc, i, j] * gy[n, o, oh, ow]
-        gx[n, c, ih, iw] = acc
-
-
-@cuda.jit(cache=True)
-def _backward_weight_kernel(x, gy, gw, sh, sw, ph, pw, dh, dw, groups):
-    partial = cuda.shared.array(_REDUCE_THREADS, dtype=float64)
-    b = cuda.blockIdx.x
-    tid = cuda.threadIdx.x
-    c_out, c_group, kh, kw = gw.shape
-    j = b % kw
-    i = (b // kw) % kh
-    cc = (b // (kw * kh)) % c_group
-    o = b // (kw * kh * c_group)
-    n_img, h, width = x.shape[0], x.shape[2], x.shape[3]
-    out_h, out_w = gy.shape[2], gy.shape[3]
-    c = (o // (c_out // groups)) * c_group + cc
-    acc = 0.0
-    for p in range(tid, n_img * out_h * out_w, _REDUCE_THREADS):
+    @cuda.jit
+    def forward(x, w2, taps, y, sh, sw, ph, pw):
+        tile_w = cuda.shared.array(shape_w, dtype=scalar)   # tile_w[kk, m] = W[o0 + m, k0 + kk]
+        tile_x = cuda.shared.array(shape_x, dtype=scalar)   # tile_x[kk, n] = Xcol[k0 + kk, p0 + n]
+        acc = cuda.local.array((rows, cols), dtype=scalar)
+        ty = cuda.threadIdx.y
+        tx = cuda.threadIdx.x
+        tid = ty * tn + tx
+        g = cuda.blockIdx.z
+        n_img, c_out, out_h, out_w = y.shape
+        height, width = x.shape[2], x.shape[3]
+        o_group = c_out // cuda.gridDim.z
+        c0 = g * (x.shape[1] // cuda.gridDim.z)   # first input channel of the group
+        k_dim = w2.shape[1]
+        o0 = cuda.blockIdx.y * block_m
+        p0 = cuda.blockIdx.x * block_n
+        n_pix = n_img * out_h * out_w
+        # The tile column this thread loads is the same at every step: decode its pixel once.
+        col = tid % block_n
+        p = p0 + col
         ow = p % out_w
         oh = (p // out_w) % out_h
         n = p // (out_w * out_h)
-        ih = oh * sh - ph + i * dh
-        iw = ow * sw - pw + j * dw
-        if ih >= 0 and ih < h and iw >= 0 and iw < width:
-            acc += gy[n, o, oh, ow] * x[n, c, ih, iw]
-    partial[tid] = acc
-    cuda.syncthreads()
-    stride = _REDUCE_THREADS // 2
-    while stride > 0:  # every thread reaches every barrier: no early exit in this loop
-        if tid < stride:
-            partial[tid] += partial[tid + stride]
-        cuda.syncthreads()
-        stride //= 2
-    if tid == 0:
-        gw[o, cc, i, j] = partial[0]
+        top = oh * sh - ph
+        left = ow * sw - pw
+        for r in range(rows):
+            for c in range(cols):
+                acc[r, c] = scalar(0)
+        for k0 in range(0, k_dim, depth):
+            for e in range(loads_w):
+                idx = tid + e * threads
+                kk = idx % depth
+                o = o0 + idx // depth
+                k = k0 + kk
+                value = scalar(0)
+                if o < o_group and k < k_dim:
+                    value = w2[g * o_group + o, k]
+                tile_w[kk, idx // depth] = value
+            for e in range(loads_x):
+                kk = tid // block_n + e * (threads // block_n)
+                k = k0 + kk
+                value = scalar(0)
+                if p < n_pix and k < k_dim:
+                    ih = top + taps[1, k]
+                    iw = left + taps[2, k]
+                    if ih >= 0 and ih < height and iw >= 0 and iw < width:
+                        value = x[n, c0 + taps[0, k], ih, iw]
+                tile_x[kk, col] = value
+            cuda.syncthreads()
+            tile_product(tile_w, tile_x, acc, ty, tx)
+            cuda.syncthreads()
+        for c in range(cols):
+            p = p0 + tx + tn * c
+            if p < n_pix:
+                ow = p % out_w
+                oh = (p // out_w) % out_h
+                n = p // (out_w * out_h)
+                for r in range(rows):
+                    o = o0 + ty + tm * r
+                    if o < o_group:
+                        y[n, g * o_group + o, oh, ow] = acc[r, c]
+
+    return forward
 
 
-def _blocks(count):
-    return max(1, math.ceil(count / _THREADS))
+def _make_backward_weight(scalar, tiling: Tiling):
+    """Partial GW[s, o, k] = sum over split s of GY[o, p] Xcol[k, p]; grid (K tiles, Og tiles, groups*S)."""
+    tm, tn, rows, cols, depth = tiling
+    block_m, block_n, threads = tiling.block_m, tiling.block_n, tiling.threads
+    loads_gy, loads_x = block_m * depth // threads, block_n * depth // threads
+    shape_gy, shape_x = (depth, block_m + 1), (depth, block_n + 1)
+    tile_product = make_tile_product(tiling, scalar)
+
+    @cuda.jit
+    def backward_weight(x, gy, taps, partial, sh, sw, ph, pw, chunk):
+        tile_gy = cuda.shared.array(shape_gy, dtype=scalar)  # tile_gy[pp, m] = GY[o0 + m, p0 + pp]
+        tile_x = cuda.shared.array(shape_x, dtype=scalar)    # tile_x[pp, n] = Xcol[k0 + n, p0 + pp]
+        acc = cuda.local.array((rows, cols), dtype=scalar)
+        ty = cuda.threadIdx.y
+        tx = cuda.threadIdx.x
+        tid = ty * tn + tx
+        splits = partial.shape[0]
+        g = cuda.blockIdx.z // splits
+        s = cuda.blockIdx.z % splits
+        groups = cuda.gridDim.z // splits
+        n_img, c_out, out_h, out_w = gy.shape
+        height, width = x.shape[2], x.shape[3]
+        o_group = c_out // groups
+        c0 = g * (x.shape[1] // groups)
+        k_dim = partial.shape[2]
+        o0 = cuda.blockIdx.y * block_m
+        k0 = cuda.blockIdx.x * block_n
+        p_begin = s * chunk
+        p_end = min(n_img * out_h * out_w, p_begin + chunk)
+        pp = tid % depth          # the tile row (pixel) this thread loads, at every step
+        for r in range(rows):
+            for c in range(cols):
+                acc[r, c] = scalar(0)
+        for p0 in range(p_begin, p_end, depth):
+            p = p0 + pp
+            ow = p % out_w
+            oh = (p // out_w) % out_h
+            n = p // (out_w * out_h)
+            top = oh * sh - ph
+            left = ow * sw - pw
+            for e in range(loads_gy):
+                m = tid // depth + e * (threads // depth)
+                o = o0 + m
+                value = scalar(0)
+                if p < p_end and o < o_group:
+                    value = gy[n, g * o_group + o, oh, ow]
+                tile_gy[pp, m] = value
+            for e in range(loads_x):
+                kc = tid // depth + e * (threads // depth)
+                k = k0 + kc
+                value = scalar(0)
+                if p < p_end and k < k_dim:
+                    ih = top + taps[1, k]
+                    iw = left + taps[2, k]
+                    if ih >= 0 and ih < height and iw >= 0 and iw < width:
+                        value = x[n, c0 + taps[0, k], ih, iw]
+                tile_x[pp, kc] = value
+            cuda.syncthreads()
+            tile_product(tile_gy, tile_x, acc, ty, tx)
+            cuda.syncthreads()
+        for r in range(rows):
+            o = o0 + ty + tm * r
+            for c in range(cols):
+                k = k0 + tx + tn * c
+                if o < o_group and k < k_dim:
+                    partial[s, g * o_group + o, k] = acc[r, c]
+
+    return backward_weight
+
+
+def _make_backward_input(scalar, tiling: Tiling):
+    """GX[c, q] = sum_r WT[c, r] GYcol[r, q] (gather form); grid (Q tiles, Cg tiles, groups)."""
+    tm, tn, rows, cols, depth = tiling
+    block_m, block_n, threads = tiling.block_m, tiling.block_n, tiling.threads
+    loads_w, loads_gy = block_m * depth // threads, block_n * depth // threads
+    shape_w, shape_gy = (depth, block_m + 1), (depth, block_n + 1)
+    tile_product = make_tile_product(tiling, scalar)
+
+    @cuda.jit
+    def backward_input(gy, w3, taps, gx, sh, sw, ph, pw):
+        tile_w = cuda.shared.array(shape_w, dtype=scalar)    # tile_w[rr, m] = WT[c0 + m, r0 + rr]
+        tile_gy = cuda.shared.array(shape_gy, dtype=scalar)  # tile_gy[rr, n] = GYcol[r0 + rr, q0 + n]
+        acc = cuda.local.array((rows, cols), dtype=scalar)
+        ty = cuda.threadIdx.y
+        tx = cuda.threadIdx.x
+        tid = ty * tn + tx
+        g = cuda.blockIdx.z
+        n_img, c_in, height, width = gx.shape
+        c_out, c_group = w3.shape[0], w3.shape[1]
+        out_h, out_w = gy.shape[2], gy.shape[3]
+        o_group = c_out // cuda.gridDim.z
+        r_dim = taps.shape[1]
+        cb = cuda.blockIdx.y * block_m          # first channel (within the group) of the block
+        q0 = cuda.blockIdx.x * block_n
+        n_pix = n_img * height * width
+        col = tid % block_n                     # decode this thread's input pixel once
+        q = q0 + col
+        iw = q % width
+        ih = (q // width) % height
+        n = q // (width * height)
+        down = ih + ph
+        right = iw + pw
+        for r in range(rows):
+            for c in range(cols):
+                acc[r, c] = scalar(0)
+        for r0 in range(0, r_dim, depth):
+            for e in range(loads_w):
+                idx = tid + e * threads
+                rr = idx % depth
+                c = cb + idx // depth
+                r = r0 + rr
+                value = scalar(0)
+                if c < c_group and r < r_dim:
+                    value = w3[g * o_group + taps[0, r], c, taps[1, r]]
+                tile_w[rr, idx // depth] = value
+            for e in range(loads_gy):
+                rr = tid // block_n + e * (threads // block_n)
+                r = r0 + rr
+                value = scalar(0)
+                if q < n_pix and r < r_dim:
+                    th = down - taps[2, r]      # = oh * sh when tap i of output row oh lands on ih
+                    tw = right - taps[3, r]
+                    if th >= 0 and tw >= 0:
+                        if sh == 1:
+                            oh = th
+                        else:
+                            oh = th // sh
+                            if oh * sh != th:
+                                oh = out_h      # between two strided windows: no output row
+                        if sw == 1:
+                            ow = tw
+                        else:
+                            ow = tw // sw
+                            if ow * sw != tw:
+                                ow = out_w
+                        if oh < out_h and ow < out_w:
+                            value = gy[n, g * o_group + taps[0, r], oh, ow]
+                tile_gy[rr, col] = value
+            cuda.syncthreads()
+            tile_product(tile_w, tile_gy, acc, ty, tx)
+            cuda.syncthreads()
+        for c in range(cols):
+            q = q0 + tx + tn * c
+            if q < n_pix:
+                iw = q % width
+                ih = (q // width) % height
+                n = q // (width * height)
+                for r in range(rows):
+                    cc = cb + ty + tm * r
+                    if cc < c_group:
+                        gx[n, g * c_group + cc, ih, iw] = acc[r, c]
+
+    return backward_input
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels(dtype_name: str, tiling: Tiling) -> dict:
+    """The three kernels for one dtype and tiling (compiled on first launch, once per process)."""
+    if dtype_name not in _SCALARS:
+        raise TypeError(f"conv2d (cuda): expected float32 or float64 arrays, got {dtype_name}")
+    check_tiling(tiling)
+    scalar = _SCALARS[dtype_name]
+    return {"forward": _make_forward(scalar, tiling),
+            "backward_weight": _make_backward_weight(scalar, tiling),
+            "backward_input": _make_backward_input(scalar, tiling)}
+
+
+def tap_table(xp, c_group: int, kernel_hw: tuple[int, int], dilation: tuple[int, int]):
+    """(3, Cg*kh*kw) int32 table: for k = (c*kh + i)*kw + j, the rows hold c, i*dh and j*dw."""
+    kh, kw = kernel_hw
+    k = xp.arange(c_group * kh * kw, dtype=xp.int32)
+    return xp.stack([k // (kh * kw), (k // kw) % kh * dilation[0], k % kw * dilation[1]])
+
+
+def _transposed_tap_table(xp, o_group: int, kernel_hw: tuple[int, int], dilation: tuple[int, int]):
+    """(4, Og*kh*kw) int32 table: for r = (o*kh + i)*kw + j, the rows hold o, i*kw + j, i*dh and j*dw."""
+    kh, kw = kernel_hw
+    r = xp.arange(o_group * kh * kw, dtype=xp.int32)
+    ij = r % (kh * kw)
+    return xp.stack([r // (kh * kw), ij, ij // kw * dilation[0], ij % kw * dilation[1]])
+
+
+def _check(op: str, a, b) -> None:
+    if a.dtype != b.dtype:
+        raise TypeError(f"{op} (cuda): arrays must share a dtype, got {a.dtype} and {b.dtype}")
+
+
+def _grid_1(count: int, size: int) -> int:
+    return max(1, math.ceil(count / size))
 
 
 def conv2d_forward(x, w, stride, padding, dilation, groups):
     """y = conv2d(x, w) on the GPU: (N, C_in, H, W), (C_out, C_in/groups, kh, kw) -> (N, C_out, H_out, W_out)."""
+    _check("conv2d_forward", x, w)
     xp = array_module(x)
     x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
+    c_out, c_group, kh, kw = w.shape
     out_h, out_w = conv_output_hw(x.shape[2:], w.shape[2:], stride, padding, dilation)
-    y = xp.empty((x.shape[0], w.shape[0], out_h, out_w), dtype=x.dtype)
-    _forward_kernel[_blocks(y.size), _THREADS](x, w, y, stride[0], stride[1], padding[0], padding[1],
-                                               dilation[0], dilation[1], groups, x.dtype.type(0))
+    y = xp.empty((x.shape[0], c_out, out_h, out_w), dtype=x.dtype)
+    if y.size:
+        tiling = TILING
+        taps = tap_table(xp, c_group, (kh, kw), dilation)
+        grid = (_grid_1(x.shape[0] * out_h * out_w, tiling.block_n), _grid_1(c_out // groups, tiling.block_m), groups)
+        _kernels(str(x.dtype), tiling)["forward"][grid, (tiling.threads_n, tiling.threads_m)](
+            x, w.reshape(c_out, c_group * kh * kw), taps, y, stride[0], stride[1], padding[0], padding[1])
     return y
 
 
 def conv2d_backward_input(gy, w, in_hw, stride, padding, dilation, groups):
     """gx (N, C_in, H, W) = dL/dx given gy (N, C_out, H_out, W_out)."""
+    _check("conv2d_backward_input", gy, w)
     xp = array_module(gy)
     gy, w = xp.ascontiguousarray(gy), xp.ascontiguousarray(w)
-    gx = xp.empty((gy.shape[0], w.shape[1] * groups, in_hw[0], in_hw[1]), dtype=gy.dtype)
-    _backward_input_kernel[_blocks(gx.size), _THREADS](gy, w, gx, stride[0], stride[1], padding[0],
-                                                       padding[1], dilation[0], dilation[1], groups, gy.dtype.type(0))
+    c_out, c_group, kh, kw = w.shape
+    gx = xp.empty((gy.shape[0], c_group * groups, in_hw[0], in_hw[1]), dtype=gy.dtype)
+    if gx.size:
+        tiling = TILING
+        taps = _transposed_tap_table(xp, c_out // groups, (kh, kw), dilation)
+        grid = (_grid_1(gy.shape[0] * in_hw[0] * in_hw[1], tiling.block_n), _grid_1(c_group, tiling.block_m), groups)
+        _kernels(str(gy.dtype), tiling)["backward_input"][grid, (tiling.threads_n, tiling.threads_m)](
+            gy, w.reshape(c_out, c_group, kh * kw), taps, gx, stride[0], stride[1], padding[0], padding[1])
     return gx
+
+
+def split_count(blocks: int, n_pix: int, depth: int, groups: int) -> int:
+    """How many chunks ("split-K") the weight gradient's pixel sum is cut into."""
+    wanted = math.ceil(_SPLIT_TARGET_BLOCKS / blocks)
+    most = max(1, n_pix // (_SPLIT_MIN_STEPS * depth))
+    return max(1, min(wanted, most, 65535 // groups))
 
 
 def conv2d_backward_weight(x, gy, kernel_hw, stride, padding, dilation, groups):
     """gw (C_out, C_in/groups, kh, kw) = dL/dw given the input x and gy."""
+    _check("conv2d_backward_weight", x, gy)
     xp = array_module(x)
     x, gy = xp.ascontiguousarray(x), xp.ascontiguousarray(gy)
-    gw = xp.empty((gy.shape[1], x.shape[1] // groups, kernel_hw[0], kernel_hw[1]), dtype=x.dtype)
-    _backward_weight_kernel[gw.size, _REDUCE_THREADS](x, gy, gw, stride[0], stride[1], padding[0],
-                                                      padding[1], dilation[0], dilation[1], groups)
-    return gw
+    c_out, c_group = gy.shape[1], x.shape[1] // groups
+    kh, kw = kernel_hw
+    k_dim = c_group * kh * kw
+    n_pix = gy.shape[0] * gy.shape[2] * gy.shape[3]
+    if n_pix == 0 or c_out == 0 or k_dim == 0:
+        return xp.zeros((c_out, c_group, kh, kw), dtype=x.dtype)
+    tiling = TILING
+    tiles = (_grid_1(k_dim, tiling.block_n), _grid_1(c_out // groups, tiling.block_m))
+    splits = split_count(tiles[0] * tiles[1] * groups, n_pix, tiling.depth, groups)
+    steps = math.ceil(n_pix / tiling.depth)
+    chunk = math.ceil(steps / splits) * tiling.depth      # pixels per split, whole steps
+    partial = xp.empty((splits, c_out, k_dim), dtype=x.dtype)
+    taps = tap_table(xp, c_group, (kh, kw), dilation)
+    _kernels(str(x.dtype), tiling)["backward_weight"][tiles + (groups * splits,), (tiling.threads_n, tiling.threads_m)](
+        x, gy, taps, partial, stride[0], stride[1], padding[0], padding[1], chunk)
+    gw = partial[0] if splits == 1 else partial.sum(axis=0)
+    return gw.reshape(c_out, c_group, kh, kw)

@@ -1,65 +1,179 @@
-"""Shared-memory tiled matrix product C = A @ B on NVIDIA GPUs (Numba CUDA, CuPy arrays).
-
-Each block of _TILE x _TILE threads computes one _TILE x _TILE tile of C.  It walks along k
-one tile at a time: every thread loads one element of the A tile and one of the B tile
-into shared memory, the block waits at a barrier, each thread adds the _TILE products of
-its row and column, and the block waits again before the tiles are overwritten.
+"""Register-blocked, shared-memory tiled matrix product C = A @ B on NVIDIA GPUs (Numba CUDA).
 
     C[i, j] = sum_k A[i, k] * B[k, j]      A: (M, K), B: (K, N), C: (M, N)
 
-Edges: loads outside A or B write 0 into the tile (zero padding, so partial tiles add
-nothing), and a thread whose (i, j) lies outside C still takes part in every load and
-every barrier -- it only skips the final store.  Returning early would leave the other
-threads of its block waiting at ``syncthreads`` forever.
+Arrays are CuPy arrays (passed to Numba through ``__cuda_array_interface__``); under Numba's
+CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) NumPy arrays work too.
+
+The tiling (sizes on a GPU, :data:`GPU_TILING`; the simulator uses smaller ones)
+------------------------------------------------------------------------------------
+* A block of 16 x 16 = 256 threads owns a 64 x 64 tile of C: rows ``i0 .. i0+63`` with
+  ``i0 = 64*blockIdx.y``, columns ``j0 .. j0+63`` with ``j0 = 64*blockIdx.x``.
+* Thread ``(ty, tx)`` owns a 4 x 4 register sub-tile of it: rows ``i0 + ty + 16*r`` and
+  columns ``j0 + tx + 16*c`` (r, c < 4).  Spreading a thread's outputs 16 apart, rather
+  than 4 adjacent ones, makes the 16 threads of a half-warp read 16 consecutive shared
+  words (no bank conflicts) and write 16 consecutive words of C (coalesced stores).
+* The block walks along k in steps of 16.  At each step its 256 threads copy a 16 x 64
+  slice of A (stored transposed, ``tile_a[kk, i - i0]``) and a 16 x 64 slice of B
+  (``tile_b[kk, j - j0]``) from global into shared memory -- 4 elements each -- wait at a
+  barrier, and then every thread does 16 rank-1 updates of its 4 x 4 accumulators: for each
+  kk it reads 4 values of A and 4 of B into registers and does 16 multiply-adds.  That is
+  16 multiply-adds per 8 shared-memory reads, against 1 per 2 in the one-output-per-thread
+  kernel, and every element of A and B brought from global memory is used 64 times.
+  A second barrier keeps the tiles alive until every thread is done with them.
+* Edges: a load outside A or B writes 0 into the tile (zero padding, so a partial tile adds
+  nothing), and a thread whose outputs fall outside C still takes part in every load and
+  every barrier -- it only skips the stores.  Returning early would leave the other threads
+  of its block waiting at ``syncthreads`` forever.
+
+Shared arrays need their shape and dtype at compile time, so the kernels are built by a
+factory per (dtype, tiling).  A kernel built inside a factory is a closure, which Numba does
+not cache on disk: the compile is paid once per process and dtype (about a second).
+:func:`make_tile_product` is the inner step shared with the implicit-GEMM convolution
+kernels of :mod:`conv_cuda`.
 """
 from __future__ import annotations
 
+import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
+from numba import config as numba_config
 from numba import cuda, float32, float64
 
 from .arrays import array_module
 
-__all__ = ["matmul_2d", "matmul"]
-
-_TILE = 16
+__all__ = ["Tiling", "GPU_TILING", "SIMULATOR_TILING", "TILING", "make_tile_product", "matmul_2d", "matmul"]
 
 
-def _make_kernel(scalar):
-    """The tiled kernel for one element type (shared-memory arrays need it at compile time).
+class Tiling(NamedTuple):
+    """Tile sizes of the register-blocked kernels.
 
-    A kernel built inside a factory is a closure, which Numba does not cache on disk; the
-    PTX compile (well under a second per dtype) is paid once per process.
+    A block of ``threads_m x threads_n`` threads owns a ``block_m x block_n`` output tile
+    (``block_m = threads_m * rows``, ``block_n = threads_n * cols``); each thread owns
+    ``rows x cols`` outputs; the reduction advances ``depth`` at a time through shared memory.
     """
+
+    threads_m: int
+    threads_n: int
+    rows: int
+    cols: int
+    depth: int
+
+    @property
+    def block_m(self) -> int:
+        return self.threads_m * self.rows
+
+    @property
+    def block_n(self) -> int:
+        return self.threads_n * self.cols
+
+    @property
+    def threads(self) -> int:
+        return self.threads_m * self.threads_n
+
+
+GPU_TILING = Tiling(threads_m=16, threads_n=16, rows=4, cols=4, depth=16)   # 64 x 64 tiles, 256 threads
+# The simulator runs every GPU thread as a Python thread: the same kernels with 8 x 8 tiles of
+# 16 threads keep its tests fast and still cover several tiles per problem.
+SIMULATOR_TILING = Tiling(threads_m=4, threads_n=4, rows=2, cols=2, depth=4)
+TILING = SIMULATOR_TILING if numba_config.ENABLE_CUDASIM else GPU_TILING
+
+
+def check_tiling(tiling: Tiling) -> None:
+    """The loaders hand out whole tiles to whole thread blocks: these divisibilities must hold."""
+    t = tiling.threads
+    if (tiling.block_m * tiling.depth) % t or (tiling.block_n * tiling.depth) % t:
+        raise ValueError(f"tiling {tiling}: a {tiling.depth}-deep tile must split evenly over {t} threads")
+    if t % tiling.block_n or t % tiling.depth:
+        raise ValueError(f"tiling {tiling}: {t} threads must be a multiple of block_n and of depth")
+
+
+def make_tile_product(tiling: Tiling, scalar):
+    """Device function ``acc += tile_a.T @ tile_b`` restricted to the calling thread's outputs.
+
+    ``tile_a``: (depth, >= block_m) shared, ``tile_b``: (depth, >= block_n) shared,
+    ``acc``: (rows, cols) local; thread (ty, tx) updates
+    ``acc[r, c] += sum_kk tile_a[kk, ty + threads_m*r] * tile_b[kk, tx + threads_n*c]``.
+    """
+    tm, tn, rows, cols, depth = tiling
+
+    @cuda.jit(device=True, inline="always")
+    def tile_product(tile_a, tile_b, acc, ty, tx):
+        a_reg = cuda.local.array(rows, dtype=scalar)
+        b_reg = cuda.local.array(cols, dtype=scalar)
+        for kk in range(depth):
+            for r in range(rows):
+                a_reg[r] = tile_a[kk, ty + tm * r]
+            for c in range(cols):
+                b_reg[c] = tile_b[kk, tx + tn * c]
+            for r in range(rows):
+                for c in range(cols):
+                    acc[r, c] += a_reg[r] * b_reg[c]
+
+    return tile_product
+
+
+def _make_kernel(scalar, tiling: Tiling):
+    """The register-blocked matmul kernel for one element type and tiling."""
+    check_tiling(tiling)
+    tm, tn, rows, cols, depth = tiling
+    block_m, block_n, threads = tiling.block_m, tiling.block_n, tiling.threads
+    loads_a = block_m * depth // threads
+    loads_b = block_n * depth // threads
+    # +1 column: the loads of A write a column of the tile at a time; padding spreads it over the banks
+    shape_a, shape_b = (depth, block_m + 1), (depth, block_n + 1)
+    tile_product = make_tile_product(tiling, scalar)
 
     @cuda.jit
     def kernel(a, b, c):
-        tile_a = cuda.shared.array((_TILE, _TILE), dtype=scalar)
-        tile_b = cuda.shared.array((_TILE, _TILE), dtype=scalar)
+        tile_a = cuda.shared.array(shape_a, dtype=scalar)
+        tile_b = cuda.shared.array(shape_b, dtype=scalar)
+        acc = cuda.local.array((rows, cols), dtype=scalar)
         ty = cuda.threadIdx.y
         tx = cuda.threadIdx.x
-        i = cuda.blockIdx.y * _TILE + ty
-        j = cuda.blockIdx.x * _TILE + tx
+        tid = ty * tn + tx
+        i0 = cuda.blockIdx.y * block_m
+        j0 = cuda.blockIdx.x * block_n
         m, k_dim = a.shape
         n = b.shape[1]
-        acc = scalar(0)
-        for t in range((k_dim + _TILE - 1) // _TILE):
-            ka = t * _TILE + tx
-            kb = t * _TILE + ty
-            tile_a[ty, tx] = a[i, ka] if (i < m and ka < k_dim) else scalar(0)
-            tile_b[ty, tx] = b[kb, j] if (kb < k_dim and j < n) else scalar(0)
+        for r in range(rows):
+            for cc in range(cols):
+                acc[r, cc] = scalar(0)
+        for k0 in range(0, k_dim, depth):
+            for e in range(loads_a):           # A tile: consecutive threads read consecutive k
+                idx = tid + e * threads
+                kk = idx % depth
+                i = i0 + idx // depth
+                k = k0 + kk
+                tile_a[kk, idx // depth] = a[i, k] if (i < m and k < k_dim) else scalar(0)
+            for e in range(loads_b):           # B tile: consecutive threads read consecutive j
+                idx = tid + e * threads
+                jj = idx % block_n
+                kk = idx // block_n
+                j = j0 + jj
+                k = k0 + kk
+                tile_b[kk, jj] = b[k, j] if (k < k_dim and j < n) else scalar(0)
             cuda.syncthreads()
-            for kk in range(_TILE):
-                acc += tile_a[ty, kk] * tile_b[kk, tx]
+            tile_product(tile_a, tile_b, acc, ty, tx)
             cuda.syncthreads()
-        if i < m and j < n:
-            c[i, j] = acc
+        for r in range(rows):
+            i = i0 + ty + tm * r
+            for cc in range(cols):
+                j = j0 + tx + tn * cc
+                if i < m and j < n:
+                    c[i, j] = acc[r, cc]
 
     return kernel
 
 
-_KERNELS = {"float32": _make_kernel(float32), "float64": _make_kernel(float64)}
+_SCALARS = {"float32": float32, "float64": float64}
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(dtype_name: str, tiling: Tiling):
+    return _make_kernel(_SCALARS[dtype_name], tiling)
 
 
 def matmul_2d(a, b):
@@ -67,15 +181,16 @@ def matmul_2d(a, b):
     xp = array_module(a)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
         raise ValueError(f"matmul_2d: expected (M, K) @ (K, N), got {a.shape} @ {b.shape}")
-    if a.dtype != b.dtype or str(a.dtype) not in _KERNELS:
+    if a.dtype != b.dtype or str(a.dtype) not in _SCALARS:
         raise TypeError(f"matmul_2d: expected two float32 or two float64 arrays, got {a.dtype} and {b.dtype}")
     if xp is np:  # NumPy input only happens under the simulator, which writes every argument back
         a, b = np.array(a), np.array(b)
     a, b = xp.ascontiguousarray(a), xp.ascontiguousarray(b)
     c = xp.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
-    if c.size:
-        grid = (math.ceil(c.shape[1] / _TILE), math.ceil(c.shape[0] / _TILE))
-        _KERNELS[str(a.dtype)][grid, (_TILE, _TILE)](a, b, c)
+    if c.size:  # K == 0 gives zeros: the k loop runs no step and the accumulators stay 0
+        tiling = TILING
+        grid = (math.ceil(c.shape[1] / tiling.block_n), math.ceil(c.shape[0] / tiling.block_m))
+        _kernel(str(a.dtype), tiling)[grid, (tiling.threads_n, tiling.threads_m)](a, b, c)
     return c
 
 
