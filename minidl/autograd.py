@@ -213,10 +213,10 @@ def run_backward(
                 x.grad = g if x.grad is None else x.grad + g
             return
         entry = pending.get(id(x))
-        if entry is None:
-            pending[id(x)] = [x, g]
-        else:
+        if entry is not None:  # f was queued when x's first gradient arrived
             entry[1] = entry[1] + g
+            return
+        pending[id(x)] = [x, g]  # the first gradient is adopted, not copied
         if id(f) not in seen:
             seen.add(id(f))
             heapq.heappush(heap, (-f.generation, next(counter), f))
@@ -256,7 +256,10 @@ def run_backward(
             for i, need in enumerate(f.needs_input_grad):
                 gx = gxs[i]
                 if need and gx is not None:
-                    deliver(inputs[i], _check_input_grad(f, i, inputs[i], gx))
+                    x = inputs[i]
+                    if type(gx) is not Tensor or gx.data.shape != x.data.shape or gx.data.dtype != x.data.dtype:
+                        gx = _check_input_grad(f, i, x, gx)  # the error, or a cast to x's dtype
+                    deliver(x, gx)
             if not retain_graph:
                 f.inputs = None
     if captured is None:

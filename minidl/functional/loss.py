@@ -112,7 +112,9 @@ def _class_target(op: str, x: Tensor, target: Any, ignore_index: int):
     """Check class indices ``target`` (N, *d) against input ``x`` (N, C, *d).
 
     Returns (index, valid): the indices with ignored entries replaced by 0, and the mask
-    of entries that are not ``ignore_index``.
+    of entries that are not ``ignore_index``; ``valid`` is None when no entry can be
+    ignored (every one is a class index and ``ignore_index`` is not), which spares the
+    callers their masking work.
     """
     t = _target_array(target, x)
     _check_same_device(op, x, t, "target")
@@ -132,8 +134,11 @@ def _class_target(op: str, x: Tensor, target: Any, ignore_index: int):
             f"{expected} (N, d1, ...), got {t.shape}"
         )
     num_classes = x.shape[1]
+    outside = (t < 0) | (t >= num_classes)
+    if not 0 <= ignore_index < num_classes and not bool(outside.any()):
+        return t.astype(np.int64, copy=False), None
     valid = t != ignore_index
-    bad = valid & ((t < 0) | (t >= num_classes))
+    bad = valid & outside
     if bool(bad.any()):
         value = int(t[bad].ravel()[0])
         raise IndexError(
@@ -208,23 +213,28 @@ class CrossEntropy(Function):
             picked = logp[xp.arange(x.shape[0]), self.index]
         else:
             picked = xp.take_along_axis(logp, self.index[:, None], axis=1)[:, 0]
+        # w_t: the weight of each entry's target class, 0 where ignored; None when all are 1.
+        self.w_t = None
         if self.weight is not None:
-            self.w_t = xp.where(self.valid, self.weight[self.index], 0).astype(x.dtype, copy=False)
-        else:
+            w_t = self.weight[self.index]
+            self.w_t = (w_t if self.valid is None else xp.where(self.valid, w_t, 0)).astype(x.dtype, copy=False)
+        elif self.valid is not None:
             self.w_t = self.valid.astype(x.dtype)
-        loss = -(1.0 - self.eps) * self.w_t * picked
+        loss = -(1.0 - self.eps) * picked if self.w_t is None else -(1.0 - self.eps) * self.w_t * picked
         if self.eps > 0:
             if self.weight is None:
                 smooth = -logp.sum(axis=1)
             else:
                 smooth = -(logp * self.weight.reshape(self._class_shape(x.ndim))).sum(axis=1)
-            loss = loss + (self.eps / num_classes) * xp.where(self.valid, smooth, 0)
+            if self.valid is not None:
+                smooth = xp.where(self.valid, smooth, 0)
+            loss = loss + (self.eps / num_classes) * smooth
         loss = loss.astype(x.dtype, copy=False)
         if self.reduction == "none":
             return loss
         if self.reduction == "sum":
             return loss.sum()
-        self.norm = self.w_t.sum()
+        self.norm = xp.asarray(self.index.size, dtype=x.dtype) if self.w_t is None else self.w_t.sum()
         with np.errstate(invalid="ignore", divide="ignore"):
             return loss.sum() / self.norm  # 0 / 0 = nan when every target is ignored, as in PyTorch
 
@@ -232,10 +242,12 @@ class CrossEntropy(Function):
         """q (N, C, *d) and its class sum s (N, 1, *d), as arrays."""
         xp = backend.get_array_module(x)
         num_classes = x.shape[1]
-        q = _one_hot(self.index, num_classes, x.dtype) * ((1.0 - self.eps) * self.w_t[:, None])
-        s = (1.0 - self.eps) * self.w_t
+        ones = xp.ones(self.index.shape, dtype=x.dtype)
+        w_t = ones if self.w_t is None else self.w_t
+        q = _one_hot(self.index, num_classes, x.dtype) * ((1.0 - self.eps) * w_t[:, None])
+        s = (1.0 - self.eps) * w_t
         if self.eps > 0:
-            validf = self.valid.astype(x.dtype)
+            validf = ones if self.valid is None else self.valid.astype(x.dtype)
             if self.weight is None:
                 q = q + (self.eps / num_classes) * validf[:, None]
                 s = s + self.eps * validf
@@ -344,7 +356,9 @@ def nll_loss(
     w = _class_weight("nll_loss", weight, x)
     xp = backend.get_array_module(x.data)
     w_t = w[index] if w is not None else xp.ones(index.shape, dtype=x.dtype)
-    w_t = xp.where(valid, w_t, 0).astype(x.dtype, copy=False)
+    if valid is not None:
+        w_t = xp.where(valid, w_t, 0)
+    w_t = w_t.astype(x.dtype, copy=False)
     loss = -(TakeClass(index)(x) * _constant(w_t))
     if reduction == "none":
         return loss.reshape(()) if unbatched else loss
