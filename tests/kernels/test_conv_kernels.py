@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minidl.kernels import conv_numpy
 from minidl.kernels.window import conv_output_hw
@@ -102,3 +103,69 @@ def test_numba_conv_walks_large_batches_in_chunks(monkeypatch):
     assert len(conv_numba._batch_chunks(x.shape, (3, 3), (6, 6), 8)) == 5
     for a, b in zip(_run(conv_numba, x, w, gy, g), whole):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@st.composite
+def _stride1_geometry(draw):
+    g = draw(conv_geometry(max_groups=2))
+    g["stride"] = (1, 1)
+    return g
+
+
+@pytest.mark.skipif(conv_numba is None, reason="Numba is not installed")
+@settings(max_examples=30, deadline=None)
+@given(g=_stride1_geometry())
+def test_numba_stride1_shifted_rows_match_torch_and_general_path(g):
+    """Stride 1 takes the shifted-rows kernels (and the flipped conv for the input gradient
+    when C_out <= C_in); both must equal PyTorch and the general im2col/col2im path."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(g["x_shape"])
+    w = rng.standard_normal(g["w_shape"])
+    out_hw = conv_output_hw(x.shape[2:], w.shape[2:], g["stride"], g["padding"], g["dilation"])
+    gy = rng.standard_normal((x.shape[0], w.shape[0]) + out_hw)
+    shifted = _run(conv_numba, x, w, gy, g)
+    for mine, ref in zip(shifted, _torch_conv(x, w, gy, g)):
+        assert mine.shape == ref.shape
+        np.testing.assert_allclose(mine, ref, rtol=1e-10, atol=1e-10)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv_numba, "_SHIFTED", False)
+        general = _run(conv_numba, x, w, gy, g)
+    for mine, ref in zip(shifted, general):
+        np.testing.assert_allclose(mine, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.skipif(conv_numba is None, reason="Numba is not installed")
+@pytest.mark.parametrize(
+    "x_shape, w_shape, padding, dilation, groups",
+    [
+        ((2, 6, 7, 5), (4, 3, 3, 2), (1, 0), (1, 2), 2),  # flipped conv with groups, odd sizes
+        ((2, 3, 5, 6), (3, 3, 1, 1), (1, 1), (1, 1), 1),  # padding > d*(k-1): falls back to col2im
+        ((1, 4, 4, 4), (4, 1, 3, 3), (2, 2), (1, 1), 4),  # depthwise, padding > d*(k-1)
+        ((3, 2, 6, 6), (5, 2, 3, 3), (1, 1), (1, 1), 1),  # C_out > C_in: col2im for the input gradient
+    ],
+)
+def test_numba_stride1_special_cases_match_torch(x_shape, w_shape, padding, dilation, groups):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    g = {"stride": (1, 1), "padding": padding, "dilation": dilation, "groups": groups}
+    out_hw = conv_output_hw(x.shape[2:], w.shape[2:], (1, 1), padding, dilation)
+    gy = rng.standard_normal((x.shape[0], w.shape[0]) + out_hw)
+    for mine, ref in zip(_run(conv_numba, x, w, gy, g), _torch_conv(x, w, gy, g)):
+        np.testing.assert_allclose(mine, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.skipif(conv_numba is None, reason="Numba is not installed")
+def test_numba_stride1_takes_strided_views_and_small_chunks(monkeypatch):
+    """Non-contiguous inputs and one-image chunks (scratch buffers reused, a last partial
+    chunk) give the same float32 result as the NumPy reference."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 8, 9, 7)).astype(np.float32)[:, ::2]  # (5, 4, 9, 7), strided
+    w = rng.standard_normal((3, 4, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((5, 9, 7, 3)).astype(np.float32).transpose(0, 3, 1, 2)  # (5, 3, 9, 7)
+    g = {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1}
+    ref = _run(conv_numpy, x, w, gy, g)
+    monkeypatch.setattr(conv_numba, "_COLUMN_BUDGET_BYTES", 4 * 36 * 63 * 2)  # two images per chunk
+    for mine, want in zip(_run(conv_numba, x, w, gy, g), ref):
+        assert mine.dtype == np.float32
+        np.testing.assert_allclose(mine, want, rtol=1e-5, atol=1e-5)
