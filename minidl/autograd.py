@@ -98,15 +98,19 @@ class Function:
                 _check_same_device(inputs)
         ys = self.forward(*[t.data for t in inputs])
         if _GradMode.enabled:
-            needs = tuple([t.requires_grad for t in inputs])
+            needs = []
+            gen = 0
+            for t in inputs:  # one pass: which inputs want a gradient, and the deepest generation
+                needs.append(t.requires_grad)
+                if t.generation > gen:
+                    gen = t.generation
             if True in needs:
                 self.inputs = inputs
-                self.needs_input_grad = needs
-                gen = self.generation = max([t.generation for t in inputs])
-                if not isinstance(ys, tuple):
+                self.needs_input_grad = tuple(needs)
+                self.generation = gen
+                if not isinstance(ys, tuple):  # _out_meta stays None: one output
                     out = _new_tensor(ys, True, self, gen + 1)
                     self.outputs = (weakref.ref(out),)
-                    self._out_meta = None  # filled in for multi-output Functions only
                     return out
                 outs = tuple([_new_tensor(y, True, self, gen + 1) for y in ys])
                 self.outputs = tuple([weakref.ref(o) for o in outs])
