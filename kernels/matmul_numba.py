@@ -3,15 +3,22 @@
 minidl's default CPU matmul stays BLAS (``numpy.matmul``); this kernel shows the ideas BLAS
 is built on, one at a time:
 
-* the rows of C are split into blocks of ``_MB`` handled in parallel (``prange``): each
-  iteration owns its rows of C, so there are no races;
-* the k dimension is cut into panels of ``_KB``, and the panel B[k0:k1, j0:j1] is packed
-  into a contiguous buffer that stays in the L2 cache while every row block uses it;
+* B is packed once, before any arithmetic, into panels of ``_KB`` rows by ``_NB`` columns,
+  each contiguous (``_pack_panels``): the panel B[k0:k0+_KB, j0:j0+_NB] that the inner
+  loops stream is then one block of memory (512 KiB in float32, it stays in the L2
+  cache) instead of ``_KB`` rows spread N floats apart;
+* the rows of C are split into blocks of ``_MB`` handled in parallel, in one ``prange``
+  over the whole product (one launch of the thread pool per matmul): each task owns its
+  rows of C, so there are no races, and walks every panel of B for them;
 * the innermost work updates four rows of C from four rows of the panel at once: a 4 x 4
   block of A sits in registers, and for each column j the four values of B loaded feed
   16 multiply-adds into four values of C (one load and one store each), instead of one
   multiply-add per load/store pair; the loop over j is contiguous and branch-free, which
   LLVM turns into SIMD fused multiply-adds.
+
+``fastmath=True`` lets LLVM reassociate the sums (that is what turns the four products per
+C value into a chain of fused multiply-adds and vectorises the loop); the result differs
+from BLAS only by float rounding, as any two summation orders do (the tests bound it).
 
     C[i, j] = sum_k A[i, k] * B[k, j]      A: (M, K), B: (K, N), C: (M, N)
 """
@@ -32,10 +39,10 @@ _NB = 512   # columns of C per packed panel (a 256 x 512 float32 panel is 512 Ki
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _four_rows(a, panel, c, i, k0, j0, j1):
-    """C[i:i+4, j0:j1] += A[i:i+4, k0:k0+depth] @ panel, four k at a time."""
-    depth, width = panel.shape
-    c0, c1, c2, c3 = c[i, j0:j1], c[i + 1, j0:j1], c[i + 2, j0:j1], c[i + 3, j0:j1]
+def _four_rows(a, panel, c, i, k0, j0, depth, width):
+    """C[i:i+4, j0:j0+width] += A[i:i+4, k0:k0+depth] @ panel[:depth, :width], four k at a time."""
+    c0, c1 = c[i, j0:j0 + width], c[i + 1, j0:j0 + width]
+    c2, c3 = c[i + 2, j0:j0 + width], c[i + 3, j0:j0 + width]
     kk = 0
     while kk + 4 <= depth:  # a 4 x 4 block of A in registers, four B rows streamed once
         k = k0 + kk
@@ -65,10 +72,9 @@ def _four_rows(a, panel, c, i, k0, j0, j1):
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _one_row(a, panel, c, i, k0, j0, j1):
-    """C[i, j0:j1] += A[i, k0:k0+depth] @ panel."""
-    depth, width = panel.shape
-    ci = c[i, j0:j1]
+def _one_row(a, panel, c, i, k0, j0, depth, width):
+    """C[i, j0:j0+width] += A[i, k0:k0+depth] @ panel[:depth, :width]."""
+    ci = c[i, j0:j0 + width]
     for kk in range(depth):
         ai = a[i, k0 + kk]
         bk = panel[kk]
@@ -76,25 +82,45 @@ def _one_row(a, panel, c, i, k0, j0, j1):
             ci[j] += ai * bk[j]
 
 
+@njit(parallel=True, cache=True)
+def _pack_panels(b, kb, nb):
+    """panels[p, q, :, :] = B[p*kb:(p+1)*kb, q*nb:(q+1)*nb], each panel contiguous (edge
+    panels are only partly filled; the kernel never reads past their real size)."""
+    k_dim, n = b.shape
+    nk, nj = (k_dim + kb - 1) // kb, (n + nb - 1) // nb
+    panels = np.empty((nk, nj, kb, nb), dtype=b.dtype)
+    for pq in prange(nk * nj):
+        p, q = pq // nj, pq % nj
+        k0, j0 = p * kb, q * nb
+        for kk in range(min(kb, k_dim - k0)):
+            for j in range(min(nb, n - j0)):
+                panels[p, q, kk, j] = b[k0 + kk, j0 + j]
+    return panels
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def _matmul_kernel(a, b, c):
     m, k_dim = a.shape
     n = b.shape[1]
+    kb, nb = min(_KB, k_dim), min(_NB, n)
+    panels = _pack_panels(b, kb, nb)  # B packed once, read by every row block
     n_row_blocks = (m + _MB - 1) // _MB
-    for j0 in range(0, n, _NB):
-        j1 = min(j0 + _NB, n)
-        for k0 in range(0, k_dim, _KB):
-            k1 = min(k0 + _KB, k_dim)
-            panel = np.ascontiguousarray(b[k0:k1, j0:j1])  # packed once, shared by all row blocks
-            for rb in prange(n_row_blocks):  # each task owns rows i0:i1 of C
-                i0 = rb * _MB
-                i1 = min(i0 + _MB, m)
+    for rb in prange(n_row_blocks):  # each task owns rows i0:i1 of C
+        i0 = rb * _MB
+        i1 = min(i0 + _MB, m)
+        for q in range(panels.shape[1]):
+            j0 = q * nb
+            width = min(nb, n - j0)
+            for p in range(panels.shape[0]):
+                k0 = p * kb
+                depth = min(kb, k_dim - k0)
+                panel = panels[p, q]
                 i = i0
                 while i + 4 <= i1:
-                    _four_rows(a, panel, c, i, k0, j0, j1)
+                    _four_rows(a, panel, c, i, k0, j0, depth, width)
                     i += 4
                 while i < i1:
-                    _one_row(a, panel, c, i, k0, j0, j1)
+                    _one_row(a, panel, c, i, k0, j0, depth, width)
                     i += 1
 
 

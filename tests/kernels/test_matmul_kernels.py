@@ -45,3 +45,24 @@ def test_non_contiguous_inputs_are_handled():
     a = rng.standard_normal((40, 30)).T  # Fortran-ordered view
     b = rng.standard_normal((80, 25))[::2]  # every other row
     np.testing.assert_allclose(matmul_numba.matmul_2d(a, b), a @ b, rtol=1e-12, atol=1e-12)
+
+
+def test_packed_panels_hold_b_block_by_block():
+    """Each packed panel is the block of B it stands for, edge panels included."""
+    rng = np.random.default_rng(2)
+    b = rng.standard_normal((300, 530)).astype(np.float32)
+    kb, nb = 256, 512
+    panels = matmul_numba._pack_panels(b, kb, nb)
+    assert panels.shape == (2, 2, kb, nb)
+    for p in range(2):
+        for q in range(2):
+            block = b[p * kb:(p + 1) * kb, q * nb:(q + 1) * nb]
+            np.testing.assert_array_equal(panels[p, q, :block.shape[0], :block.shape[1]], block)
+
+
+def test_many_row_blocks_and_panels_match_blas():
+    """More row blocks than threads, several k and j panels, rows not a multiple of 4."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((131, 517))
+    b = rng.standard_normal((517, 1030))
+    np.testing.assert_allclose(matmul_numba.matmul_2d(a, b), a @ b, rtol=1e-11, atol=1e-11)
