@@ -45,7 +45,7 @@ import math
 from numba import cuda, float32, float64
 
 from .arrays import array_module
-from .matmul_cuda import TILING, Tiling, check_tiling, make_tile_product
+from .matmul_cuda import TILING, Tiling, check_tiling, make_tile_product, tile_shapes
 from .window import conv_output_hw
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"]
@@ -64,13 +64,14 @@ def _make_forward(scalar, tiling: Tiling):
     tm, tn, rows, cols, depth = tiling
     block_m, block_n, threads = tiling.block_m, tiling.block_n, tiling.threads
     loads_w, loads_x = block_m * depth // threads, block_n * depth // threads
-    shape_w, shape_x = (depth, block_m + 1), (depth, block_n + 1)
+    shape_w, shape_x = tile_shapes(tiling)
     tile_product = make_tile_product(tiling, scalar)
 
     @cuda.jit
     def forward(x, w2, taps, y, sh, sw, ph, pw):
-        tile_w = cuda.shared.array(shape_w, dtype=scalar)   # tile_w[kk, m] = W[o0 + m, k0 + kk]
-        tile_x = cuda.shared.array(shape_x, dtype=scalar)   # tile_x[kk, n] = Xcol[k0 + kk, p0 + n]
+        # tile_w[kk, r, t] = W[o0 + t + tm*r, k0 + kk],  tile_x[kk, c, t] = Xcol[k0 + kk, p0 + t + tn*c]
+        tile_w = cuda.shared.array(shape_w, dtype=scalar)
+        tile_x = cuda.shared.array(shape_x, dtype=scalar)
         acc = cuda.local.array((rows, cols), dtype=scalar)
         ty = cuda.threadIdx.y
         tx = cuda.threadIdx.x
@@ -86,6 +87,7 @@ def _make_forward(scalar, tiling: Tiling):
         n_pix = n_img * out_h * out_w
         # The tile column this thread loads is the same at every step: decode its pixel once.
         col = tid % block_n
+        col_c, col_t = col // tn, col % tn
         p = p0 + col
         ow = p % out_w
         oh = (p // out_w) % out_h
@@ -104,7 +106,8 @@ def _make_forward(scalar, tiling: Tiling):
                 value = scalar(0)
                 if o < o_group and k < k_dim:
                     value = w2[g * o_group + o, k]
-                tile_w[kk, idx // depth] = value
+                row = idx // depth
+                tile_w[kk, row // tm, row % tm] = value
             for e in range(loads_x):
                 kk = tid // block_n + e * (threads // block_n)
                 k = k0 + kk
@@ -114,7 +117,7 @@ def _make_forward(scalar, tiling: Tiling):
                     iw = left + taps[2, k]
                     if ih >= 0 and ih < height and iw >= 0 and iw < width:
                         value = x[n, c0 + taps[0, k], ih, iw]
-                tile_x[kk, col] = value
+                tile_x[kk, col_c, col_t] = value
             cuda.syncthreads()
             tile_product(tile_w, tile_x, acc, ty, tx)
             cuda.syncthreads()
@@ -137,13 +140,14 @@ def _make_backward_weight(scalar, tiling: Tiling):
     tm, tn, rows, cols, depth = tiling
     block_m, block_n, threads = tiling.block_m, tiling.block_n, tiling.threads
     loads_gy, loads_x = block_m * depth // threads, block_n * depth // threads
-    shape_gy, shape_x = (depth, block_m + 1), (depth, block_n + 1)
+    shape_gy, shape_x = tile_shapes(tiling)
     tile_product = make_tile_product(tiling, scalar)
 
     @cuda.jit
     def backward_weight(x, gy, taps, partial, sh, sw, ph, pw, chunk):
-        tile_gy = cuda.shared.array(shape_gy, dtype=scalar)  # tile_gy[pp, m] = GY[o0 + m, p0 + pp]
-        tile_x = cuda.shared.array(shape_x, dtype=scalar)    # tile_x[pp, n] = Xcol[k0 + n, p0 + pp]
+        # tile_gy[pp, r, t] = GY[o0 + t + tm*r, p0 + pp],  tile_x[pp, c, t] = Xcol[k0 + t + tn*c, p0 + pp]
+        tile_gy = cuda.shared.array(shape_gy, dtype=scalar)
+        tile_x = cuda.shared.array(shape_x, dtype=scalar)
         acc = cuda.local.array((rows, cols), dtype=scalar)
         ty = cuda.threadIdx.y
         tx = cuda.threadIdx.x
@@ -178,7 +182,7 @@ def _make_backward_weight(scalar, tiling: Tiling):
                 value = scalar(0)
                 if p < p_end and o < o_group:
                     value = gy[n, g * o_group + o, oh, ow]
-                tile_gy[pp, m] = value
+                tile_gy[pp, m // tm, m % tm] = value
             for e in range(loads_x):
                 kc = tid // depth + e * (threads // depth)
                 k = k0 + kc
@@ -188,7 +192,7 @@ def _make_backward_weight(scalar, tiling: Tiling):
                     iw = left + taps[2, k]
                     if ih >= 0 and ih < height and iw >= 0 and iw < width:
                         value = x[n, c0 + taps[0, k], ih, iw]
-                tile_x[pp, kc] = value
+                tile_x[pp, kc // tn, kc % tn] = value
             cuda.syncthreads()
             tile_product(tile_gy, tile_x, acc, ty, tx)
             cuda.syncthreads()
@@ -207,13 +211,14 @@ def _make_backward_input(scalar, tiling: Tiling):
     tm, tn, rows, cols, depth = tiling
     block_m, block_n, threads = tiling.block_m, tiling.block_n, tiling.threads
     loads_w, loads_gy = block_m * depth // threads, block_n * depth // threads
-    shape_w, shape_gy = (depth, block_m + 1), (depth, block_n + 1)
+    shape_w, shape_gy = tile_shapes(tiling)
     tile_product = make_tile_product(tiling, scalar)
 
     @cuda.jit
     def backward_input(gy, w3, taps, gx, sh, sw, ph, pw):
-        tile_w = cuda.shared.array(shape_w, dtype=scalar)    # tile_w[rr, m] = WT[c0 + m, r0 + rr]
-        tile_gy = cuda.shared.array(shape_gy, dtype=scalar)  # tile_gy[rr, n] = GYcol[r0 + rr, q0 + n]
+        # tile_w[rr, r, t] = WT[cb + t + tm*r, r0 + rr],  tile_gy[rr, c, t] = GYcol[r0 + rr, q0 + t + tn*c]
+        tile_w = cuda.shared.array(shape_w, dtype=scalar)
+        tile_gy = cuda.shared.array(shape_gy, dtype=scalar)
         acc = cuda.local.array((rows, cols), dtype=scalar)
         ty = cuda.threadIdx.y
         tx = cuda.threadIdx.x
@@ -228,6 +233,7 @@ def _make_backward_input(scalar, tiling: Tiling):
         q0 = cuda.blockIdx.x * block_n
         n_pix = n_img * height * width
         col = tid % block_n                     # decode this thread's input pixel once
+        col_c, col_t = col // tn, col % tn
         q = q0 + col
         iw = q % width
         ih = (q // width) % height
@@ -246,7 +252,8 @@ def _make_backward_input(scalar, tiling: Tiling):
                 value = scalar(0)
                 if c < c_group and r < r_dim:
                     value = w3[g * o_group + taps[0, r], c, taps[1, r]]
-                tile_w[rr, idx // depth] = value
+                row = idx // depth
+                tile_w[rr, row // tm, row % tm] = value
             for e in range(loads_gy):
                 rr = tid // block_n + e * (threads // block_n)
                 r = r0 + rr
@@ -269,7 +276,7 @@ def _make_backward_input(scalar, tiling: Tiling):
                                 ow = out_w
                         if oh < out_h and ow < out_w:
                             value = gy[n, g * o_group + taps[0, r], oh, ow]
-                tile_gy[rr, col] = value
+                tile_gy[rr, col_c, col_t] = value
             cuda.syncthreads()
             tile_product(tile_w, tile_gy, acc, ty, tx)
             cuda.syncthreads()

@@ -14,13 +14,17 @@ The tiling (sizes on a GPU, :data:`GPU_TILING`; the simulator uses smaller ones)
   than 4 adjacent ones, makes the 16 threads of a half-warp read 16 consecutive shared
   words (no bank conflicts) and write 16 consecutive words of C (coalesced stores).
 * The block walks along k in steps of 16.  At each step its 256 threads copy a 16 x 64
-  slice of A (stored transposed, ``tile_a[kk, i - i0]``) and a 16 x 64 slice of B
-  (``tile_b[kk, j - j0]``) from global into shared memory -- 4 elements each -- wait at a
-  barrier, and then every thread does 16 rank-1 updates of its 4 x 4 accumulators: for each
-  kk it reads 4 values of A and 4 of B into registers and does 16 multiply-adds.  That is
-  16 multiply-adds per 8 shared-memory reads, against 1 per 2 in the one-output-per-thread
-  kernel, and every element of A and B brought from global memory is used 64 times.
-  A second barrier keeps the tiles alive until every thread is done with them.
+  slice of A (transposed) and a 16 x 64 slice of B from global into shared memory -- 4
+  elements each -- wait at a barrier, and then every thread does 16 rank-1 updates of its
+  4 x 4 accumulators: for each kk it reads 4 values of A and 4 of B into registers and does
+  16 multiply-adds.  That is 16 multiply-adds per 8 shared-memory reads, against 1 per 2 in
+  the one-output-per-thread kernel, and every element of A and B brought from global memory
+  is used 64 times.  A second barrier keeps the tiles alive until every thread is done.
+* Shared layout: row ``i = i0 + t + 16*r`` of the A slice is stored at ``tile_a[kk, r, t]``
+  (likewise ``tile_b[kk, c, t]`` for column ``j0 + t + 16*c``), so the 4 values a thread reads
+  at one kk lie at fixed distances from one address and the compiler folds them into the
+  load instructions.  The last axis is padded by one element so that the loads, which write
+  down a column of the tile, spread over the memory banks.
 * Edges: a load outside A or B writes 0 into the tile (zero padding, so a partial tile adds
   nothing), and a thread whose outputs fall outside C still takes part in every load and
   every barrier -- it only skips the stores.  Returning early would leave the other threads
@@ -44,7 +48,8 @@ from numba import cuda, float32, float64
 
 from .arrays import array_module
 
-__all__ = ["Tiling", "GPU_TILING", "SIMULATOR_TILING", "TILING", "make_tile_product", "matmul_2d", "matmul"]
+__all__ = ["Tiling", "GPU_TILING", "SIMULATOR_TILING", "TILING", "check_tiling", "tile_shapes", "make_tile_product",
+           "matmul_2d", "matmul"]
 
 
 class Tiling(NamedTuple):
@@ -90,27 +95,34 @@ def check_tiling(tiling: Tiling) -> None:
         raise ValueError(f"tiling {tiling}: {t} threads must be a multiple of block_n and of depth")
 
 
+def tile_shapes(tiling: Tiling) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """Shapes of the two shared tiles: (depth, rows, threads_m + 1) and (depth, cols, threads_n + 1)."""
+    return ((tiling.depth, tiling.rows, tiling.threads_m + 1), (tiling.depth, tiling.cols, tiling.threads_n + 1))
+
+
 def make_tile_product(tiling: Tiling, scalar):
     """Device function ``acc += tile_a.T @ tile_b`` restricted to the calling thread's outputs.
 
-    ``tile_a``: (depth, >= block_m) shared, ``tile_b``: (depth, >= block_n) shared,
-    ``acc``: (rows, cols) local; thread (ty, tx) updates
-    ``acc[r, c] += sum_kk tile_a[kk, ty + threads_m*r] * tile_b[kk, tx + threads_n*c]``.
+    ``tile_a``: (depth, rows, >= threads_m) shared, ``tile_b``: (depth, cols, >= threads_n)
+    shared (row ``t + threads_m*r`` of the block tile at ``[kk, r, t]``), ``acc``: (rows, cols)
+    local; thread (ty, tx) updates ``acc[r, c] += sum_kk tile_a[kk, r, ty] * tile_b[kk, c, tx]``.
     """
-    tm, tn, rows, cols, depth = tiling
+    rows, cols, depth = tiling.rows, tiling.cols, tiling.depth
 
     @cuda.jit(device=True, inline="always")
     def tile_product(tile_a, tile_b, acc, ty, tx):
         a_reg = cuda.local.array(rows, dtype=scalar)
         b_reg = cuda.local.array(cols, dtype=scalar)
-        for kk in range(depth):
+        kk = 0
+        while kk < depth:  # not range(): the compiler then sees 0 <= kk < depth and unrolls
             for r in range(rows):
-                a_reg[r] = tile_a[kk, ty + tm * r]
+                a_reg[r] = tile_a[kk, r, ty]
             for c in range(cols):
-                b_reg[c] = tile_b[kk, tx + tn * c]
+                b_reg[c] = tile_b[kk, c, tx]
             for r in range(rows):
                 for c in range(cols):
                     acc[r, c] += a_reg[r] * b_reg[c]
+            kk += 1
 
     return tile_product
 
@@ -122,8 +134,7 @@ def _make_kernel(scalar, tiling: Tiling):
     block_m, block_n, threads = tiling.block_m, tiling.block_n, tiling.threads
     loads_a = block_m * depth // threads
     loads_b = block_n * depth // threads
-    # +1 column: the loads of A write a column of the tile at a time; padding spreads it over the banks
-    shape_a, shape_b = (depth, block_m + 1), (depth, block_n + 1)
+    shape_a, shape_b = tile_shapes(tiling)
     tile_product = make_tile_product(tiling, scalar)
 
     @cuda.jit
@@ -147,14 +158,15 @@ def _make_kernel(scalar, tiling: Tiling):
                 kk = idx % depth
                 i = i0 + idx // depth
                 k = k0 + kk
-                tile_a[kk, idx // depth] = a[i, k] if (i < m and k < k_dim) else scalar(0)
+                row = idx // depth
+                tile_a[kk, row // tm, row % tm] = a[i, k] if (i < m and k < k_dim) else scalar(0)
             for e in range(loads_b):           # B tile: consecutive threads read consecutive j
                 idx = tid + e * threads
                 jj = idx % block_n
                 kk = idx // block_n
                 j = j0 + jj
                 k = k0 + kk
-                tile_b[kk, jj] = b[k, j] if (k < k_dim and j < n) else scalar(0)
+                tile_b[kk, jj // tn, jj % tn] = b[k, j] if (k < k_dim and j < n) else scalar(0)
             cuda.syncthreads()
             tile_product(tile_a, tile_b, acc, ty, tx)
             cuda.syncthreads()
