@@ -45,7 +45,7 @@ import math
 from numba import cuda, float32, float64
 
 from .arrays import array_module
-from .matmul_cuda import TILING, Tiling, check_tiling, make_tile_product, tile_shapes
+from .matmul_cuda import TILING, Tiling, check_tiling, make_slots, make_stager, make_tile_product, tile_shapes
 from .window import conv_output_hw
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"]
@@ -66,19 +66,46 @@ def _make_forward(scalar, tiling: Tiling):
     loads_w, loads_x = block_m * depth // threads, block_n * depth // threads
     shape_w, shape_x = tile_shapes(tiling)
     tile_product = make_tile_product(tiling, scalar)
+    depth_fastest, line_fastest = make_slots(tiling)
+    stage_w = make_stager(depth_fastest, loads_w, tm)
+    stage_x = make_stager(line_fastest, loads_x, tn)
+
+    @cuda.jit(device=True, inline="always")
+    def fetch(x, w2, taps, gw0, o_left, k0, n, c0, top, left, p_ok, tid, staged_w, staged_x):
+        """This thread's share of W[o0:, k0:k0+depth] (rows gw0 + .. of w2) and Xcol[k0:k0+depth, p0:]."""
+        k_dim = w2.shape[1]
+        height, width = x.shape[2], x.shape[3]
+        for e in range(loads_w):
+            kk, row = depth_fastest(tid, e)
+            k = k0 + kk
+            value = scalar(0)
+            if row < o_left and k < k_dim:
+                value = w2[gw0 + row, k]
+            staged_w[e] = value
+        for e in range(loads_x):
+            kk, col = line_fastest(tid, e)    # col is tid % block_n: the pixel decoded by the caller
+            k = k0 + kk
+            value = scalar(0)
+            if p_ok and k < k_dim:
+                ih = top + taps[1, k]
+                iw = left + taps[2, k]
+                if ih >= 0 and ih < height and iw >= 0 and iw < width:
+                    value = x[n, c0 + taps[0, k], ih, iw]
+            staged_x[e] = value
 
     @cuda.jit
     def forward(x, w2, taps, y, sh, sw, ph, pw):
         # tile_w[kk, r, t] = W[o0 + t + tm*r, k0 + kk],  tile_x[kk, c, t] = Xcol[k0 + kk, p0 + t + tn*c]
         tile_w = cuda.shared.array(shape_w, dtype=scalar)
         tile_x = cuda.shared.array(shape_x, dtype=scalar)
+        staged_w = cuda.local.array(loads_w, dtype=scalar)
+        staged_x = cuda.local.array(loads_x, dtype=scalar)
         acc = cuda.local.array((rows, cols), dtype=scalar)
         ty = cuda.threadIdx.y
         tx = cuda.threadIdx.x
         tid = ty * tn + tx
         g = cuda.blockIdx.z
         n_img, c_out, out_h, out_w = y.shape
-        height, width = x.shape[2], x.shape[3]
         o_group = c_out // cuda.gridDim.z
         c0 = g * (x.shape[1] // cuda.gridDim.z)   # first input channel of the group
         k_dim = w2.shape[1]
@@ -86,39 +113,25 @@ def _make_forward(scalar, tiling: Tiling):
         p0 = cuda.blockIdx.x * block_n
         n_pix = n_img * out_h * out_w
         # The tile column this thread loads is the same at every step: decode its pixel once.
-        col = tid % block_n
-        col_c, col_t = col // tn, col % tn
-        p = p0 + col
+        p = p0 + tid % block_n
         ow = p % out_w
         oh = (p // out_w) % out_h
         n = p // (out_w * out_h)
         top = oh * sh - ph
         left = ow * sw - pw
+        p_ok = p < n_pix
+        gw0 = g * o_group + o0                    # first row of w2 this block reads
+        o_left = o_group - o0                     # rows of the group left from o0
         for r in range(rows):
             for c in range(cols):
                 acc[r, c] = scalar(0)
+        fetch(x, w2, taps, gw0, o_left, 0, n, c0, top, left, p_ok, tid, staged_w, staged_x)
         for k0 in range(0, k_dim, depth):
-            for e in range(loads_w):
-                idx = tid + e * threads
-                kk = idx % depth
-                o = o0 + idx // depth
-                k = k0 + kk
-                value = scalar(0)
-                if o < o_group and k < k_dim:
-                    value = w2[g * o_group + o, k]
-                row = idx // depth
-                tile_w[kk, row // tm, row % tm] = value
-            for e in range(loads_x):
-                kk = tid // block_n + e * (threads // block_n)
-                k = k0 + kk
-                value = scalar(0)
-                if p < n_pix and k < k_dim:
-                    ih = top + taps[1, k]
-                    iw = left + taps[2, k]
-                    if ih >= 0 and ih < height and iw >= 0 and iw < width:
-                        value = x[n, c0 + taps[0, k], ih, iw]
-                tile_x[kk, col_c, col_t] = value
+            stage_w(tile_w, staged_w, tid)
+            stage_x(tile_x, staged_x, tid)
             cuda.syncthreads()
+            # the next step's loads fly while this step's products run (zeros past the end)
+            fetch(x, w2, taps, gw0, o_left, k0 + depth, n, c0, top, left, p_ok, tid, staged_w, staged_x)
             tile_product(tile_w, tile_x, acc, ty, tx)
             cuda.syncthreads()
         for c in range(cols):
@@ -142,12 +155,47 @@ def _make_backward_weight(scalar, tiling: Tiling):
     loads_gy, loads_x = block_m * depth // threads, block_n * depth // threads
     shape_gy, shape_x = tile_shapes(tiling)
     tile_product = make_tile_product(tiling, scalar)
+    depth_fastest, _ = make_slots(tiling)
+    stage_gy = make_stager(depth_fastest, loads_gy, tm)
+    stage_x = make_stager(depth_fastest, loads_x, tn)   # pixels fastest: x is contiguous along ow
+
+    @cuda.jit(device=True, inline="always")
+    def fetch(x, gy, taps, go0, o_left, k0, p0, p_end, c0, sh, sw, ph, pw, tid, staged_gy, staged_x):
+        """This thread's share of GY[o0:, p0:p0+depth] (channels go0 + .. of gy) and Xcol[k0:, p0:p0+depth]."""
+        out_h, out_w = gy.shape[2], gy.shape[3]
+        height, width = x.shape[2], x.shape[3]
+        k_dim = taps.shape[1]
+        pp, _ = depth_fastest(tid, 0)            # the same pixel for every e: decode it once a step
+        p = p0 + pp
+        ow = p % out_w
+        oh = (p // out_w) % out_h
+        n = p // (out_w * out_h)
+        top = oh * sh - ph
+        left = ow * sw - pw
+        for e in range(loads_gy):
+            _, row = depth_fastest(tid, e)
+            value = scalar(0)
+            if p < p_end and row < o_left:
+                value = gy[n, go0 + row, oh, ow]
+            staged_gy[e] = value
+        for e in range(loads_x):
+            _, col = depth_fastest(tid, e)
+            k = k0 + col
+            value = scalar(0)
+            if p < p_end and k < k_dim:
+                ih = top + taps[1, k]
+                iw = left + taps[2, k]
+                if ih >= 0 and ih < height and iw >= 0 and iw < width:
+                    value = x[n, c0 + taps[0, k], ih, iw]
+            staged_x[e] = value
 
     @cuda.jit
     def backward_weight(x, gy, taps, partial, sh, sw, ph, pw, chunk):
         # tile_gy[pp, r, t] = GY[o0 + t + tm*r, p0 + pp],  tile_x[pp, c, t] = Xcol[k0 + t + tn*c, p0 + pp]
         tile_gy = cuda.shared.array(shape_gy, dtype=scalar)
         tile_x = cuda.shared.array(shape_x, dtype=scalar)
+        staged_gy = cuda.local.array(loads_gy, dtype=scalar)
+        staged_x = cuda.local.array(loads_x, dtype=scalar)
         acc = cuda.local.array((rows, cols), dtype=scalar)
         ty = cuda.threadIdx.y
         tx = cuda.threadIdx.x
@@ -157,7 +205,6 @@ def _make_backward_weight(scalar, tiling: Tiling):
         s = cuda.blockIdx.z % splits
         groups = cuda.gridDim.z // splits
         n_img, c_out, out_h, out_w = gy.shape
-        height, width = x.shape[2], x.shape[3]
         o_group = c_out // groups
         c0 = g * (x.shape[1] // groups)
         k_dim = partial.shape[2]
@@ -165,35 +212,17 @@ def _make_backward_weight(scalar, tiling: Tiling):
         k0 = cuda.blockIdx.x * block_n
         p_begin = s * chunk
         p_end = min(n_img * out_h * out_w, p_begin + chunk)
-        pp = tid % depth          # the tile row (pixel) this thread loads, at every step
+        go0 = g * o_group + o0                    # first channel of gy this block reads
+        o_left = o_group - o0
         for r in range(rows):
             for c in range(cols):
                 acc[r, c] = scalar(0)
+        fetch(x, gy, taps, go0, o_left, k0, p_begin, p_end, c0, sh, sw, ph, pw, tid, staged_gy, staged_x)
         for p0 in range(p_begin, p_end, depth):
-            p = p0 + pp
-            ow = p % out_w
-            oh = (p // out_w) % out_h
-            n = p // (out_w * out_h)
-            top = oh * sh - ph
-            left = ow * sw - pw
-            for e in range(loads_gy):
-                m = tid // depth + e * (threads // depth)
-                o = o0 + m
-                value = scalar(0)
-                if p < p_end and o < o_group:
-                    value = gy[n, g * o_group + o, oh, ow]
-                tile_gy[pp, m // tm, m % tm] = value
-            for e in range(loads_x):
-                kc = tid // depth + e * (threads // depth)
-                k = k0 + kc
-                value = scalar(0)
-                if p < p_end and k < k_dim:
-                    ih = top + taps[1, k]
-                    iw = left + taps[2, k]
-                    if ih >= 0 and ih < height and iw >= 0 and iw < width:
-                        value = x[n, c0 + taps[0, k], ih, iw]
-                tile_x[pp, kc // tn, kc % tn] = value
+            stage_gy(tile_gy, staged_gy, tid)
+            stage_x(tile_x, staged_x, tid)
             cuda.syncthreads()
+            fetch(x, gy, taps, go0, o_left, k0, p0 + depth, p_end, c0, sh, sw, ph, pw, tid, staged_gy, staged_x)
             tile_product(tile_gy, tile_x, acc, ty, tx)
             cuda.syncthreads()
         for r in range(rows):
@@ -213,71 +242,83 @@ def _make_backward_input(scalar, tiling: Tiling):
     loads_w, loads_gy = block_m * depth // threads, block_n * depth // threads
     shape_w, shape_gy = tile_shapes(tiling)
     tile_product = make_tile_product(tiling, scalar)
+    depth_fastest, line_fastest = make_slots(tiling)
+    stage_w = make_stager(depth_fastest, loads_w, tm)
+    stage_gy = make_stager(line_fastest, loads_gy, tn)
+
+    @cuda.jit(device=True, inline="always")
+    def fetch(gy, w3, taps, go0, cb, r0, n, down, right, q_ok, sh, sw, tid, staged_w, staged_gy):
+        """This thread's share of WT[cb:, r0:r0+depth] and GYcol[r0:r0+depth, q0:]."""
+        c_group = w3.shape[1]
+        out_h, out_w = gy.shape[2], gy.shape[3]
+        r_dim = taps.shape[1]
+        for e in range(loads_w):
+            rr, row = depth_fastest(tid, e)
+            c = cb + row
+            r = r0 + rr
+            value = scalar(0)
+            if c < c_group and r < r_dim:
+                value = w3[go0 + taps[0, r], c, taps[1, r]]
+            staged_w[e] = value
+        for e in range(loads_gy):
+            rr, col = line_fastest(tid, e)    # col is tid % block_n: the pixel decoded by the caller
+            r = r0 + rr
+            value = scalar(0)
+            if q_ok and r < r_dim:
+                th = down - taps[2, r]        # = oh * sh when tap i of output row oh lands on ih
+                tw = right - taps[3, r]
+                if th >= 0 and tw >= 0:
+                    if sh == 1:
+                        oh = th
+                    else:
+                        oh = th // sh
+                        if oh * sh != th:
+                            oh = out_h        # between two strided windows: no output row
+                    if sw == 1:
+                        ow = tw
+                    else:
+                        ow = tw // sw
+                        if ow * sw != tw:
+                            ow = out_w
+                    if oh < out_h and ow < out_w:
+                        value = gy[n, go0 + taps[0, r], oh, ow]
+            staged_gy[e] = value
 
     @cuda.jit
     def backward_input(gy, w3, taps, gx, sh, sw, ph, pw):
         # tile_w[rr, r, t] = WT[cb + t + tm*r, r0 + rr],  tile_gy[rr, c, t] = GYcol[r0 + rr, q0 + t + tn*c]
         tile_w = cuda.shared.array(shape_w, dtype=scalar)
         tile_gy = cuda.shared.array(shape_gy, dtype=scalar)
+        staged_w = cuda.local.array(loads_w, dtype=scalar)
+        staged_gy = cuda.local.array(loads_gy, dtype=scalar)
         acc = cuda.local.array((rows, cols), dtype=scalar)
         ty = cuda.threadIdx.y
         tx = cuda.threadIdx.x
         tid = ty * tn + tx
         g = cuda.blockIdx.z
         n_img, c_in, height, width = gx.shape
-        c_out, c_group = w3.shape[0], w3.shape[1]
-        out_h, out_w = gy.shape[2], gy.shape[3]
-        o_group = c_out // cuda.gridDim.z
+        c_group = w3.shape[1]
+        go0 = g * (w3.shape[0] // cuda.gridDim.z)   # first output channel of the group
         r_dim = taps.shape[1]
         cb = cuda.blockIdx.y * block_m          # first channel (within the group) of the block
         q0 = cuda.blockIdx.x * block_n
         n_pix = n_img * height * width
-        col = tid % block_n                     # decode this thread's input pixel once
-        col_c, col_t = col // tn, col % tn
-        q = q0 + col
+        q = q0 + tid % block_n                  # decode this thread's input pixel once
         iw = q % width
         ih = (q // width) % height
         n = q // (width * height)
         down = ih + ph
         right = iw + pw
+        q_ok = q < n_pix
         for r in range(rows):
             for c in range(cols):
                 acc[r, c] = scalar(0)
+        fetch(gy, w3, taps, go0, cb, 0, n, down, right, q_ok, sh, sw, tid, staged_w, staged_gy)
         for r0 in range(0, r_dim, depth):
-            for e in range(loads_w):
-                idx = tid + e * threads
-                rr = idx % depth
-                c = cb + idx // depth
-                r = r0 + rr
-                value = scalar(0)
-                if c < c_group and r < r_dim:
-                    value = w3[g * o_group + taps[0, r], c, taps[1, r]]
-                row = idx // depth
-                tile_w[rr, row // tm, row % tm] = value
-            for e in range(loads_gy):
-                rr = tid // block_n + e * (threads // block_n)
-                r = r0 + rr
-                value = scalar(0)
-                if q < n_pix and r < r_dim:
-                    th = down - taps[2, r]      # = oh * sh when tap i of output row oh lands on ih
-                    tw = right - taps[3, r]
-                    if th >= 0 and tw >= 0:
-                        if sh == 1:
-                            oh = th
-                        else:
-                            oh = th // sh
-                            if oh * sh != th:
-                                oh = out_h      # between two strided windows: no output row
-                        if sw == 1:
-                            ow = tw
-                        else:
-                            ow = tw // sw
-                            if ow * sw != tw:
-                                ow = out_w
-                        if oh < out_h and ow < out_w:
-                            value = gy[n, g * o_group + taps[0, r], oh, ow]
-                tile_gy[rr, col_c, col_t] = value
+            stage_w(tile_w, staged_w, tid)
+            stage_gy(tile_gy, staged_gy, tid)
             cuda.syncthreads()
+            fetch(gy, w3, taps, go0, cb, r0 + depth, n, down, right, q_ok, sh, sw, tid, staged_w, staged_gy)
             tile_product(tile_w, tile_gy, acc, ty, tx)
             cuda.syncthreads()
         for c in range(cols):

@@ -49,7 +49,7 @@ from numba import cuda, float32, float64
 from .arrays import array_module
 
 __all__ = ["Tiling", "GPU_TILING", "SIMULATOR_TILING", "TILING", "check_tiling", "tile_shapes", "make_tile_product",
-           "matmul_2d", "matmul"]
+           "make_slots", "make_stager", "matmul_2d", "matmul"]
 
 
 class Tiling(NamedTuple):
@@ -127,6 +127,45 @@ def make_tile_product(tiling: Tiling, scalar):
     return tile_product
 
 
+def make_slots(tiling: Tiling):
+    """Which tile element is a thread's e-th load of a step: two device functions -> (kk, line).
+
+    ``depth_fastest(tid, e)``: consecutive threads take consecutive kk, for arrays that are
+    contiguous along the reduction (a row of A); ``line_fastest(tid, e)``: consecutive threads
+    take consecutive lines (columns of a B-side tile), for arrays contiguous along them (a
+    row of B).  Either way a warp reads neighbouring addresses (coalesced loads).
+    """
+    depth, threads, block_n = tiling.depth, tiling.threads, tiling.block_n
+
+    @cuda.jit(device=True, inline="always")
+    def depth_fastest(tid, e):
+        idx = tid + e * threads
+        return idx % depth, idx // depth
+
+    @cuda.jit(device=True, inline="always")
+    def line_fastest(tid, e):
+        idx = tid + e * threads
+        return idx // block_n, idx % block_n
+
+    return depth_fastest, line_fastest
+
+
+def make_stager(slot, loads: int, line_threads: int):
+    """Device function writing a thread's ``loads`` fetched values into a shared tile.
+
+    Value e goes to slot ``(kk, line) = slot(tid, e)``, stored at
+    ``tile[kk, line // line_threads, line % line_threads]`` (see :func:`tile_shapes`).
+    """
+
+    @cuda.jit(device=True, inline="always")
+    def stage(tile, staged, tid):
+        for e in range(loads):
+            kk, line = slot(tid, e)
+            tile[kk, line // line_threads, line % line_threads] = staged[e]
+
+    return stage
+
+
 def _make_kernel(scalar, tiling: Tiling):
     """The register-blocked matmul kernel for one element type and tiling."""
     check_tiling(tiling)
@@ -136,11 +175,32 @@ def _make_kernel(scalar, tiling: Tiling):
     loads_b = block_n * depth // threads
     shape_a, shape_b = tile_shapes(tiling)
     tile_product = make_tile_product(tiling, scalar)
+    depth_fastest, line_fastest = make_slots(tiling)
+    stage_a = make_stager(depth_fastest, loads_a, tm)
+    stage_b = make_stager(line_fastest, loads_b, tn)
+
+    @cuda.jit(device=True, inline="always")
+    def fetch(a, b, i0, j0, k0, tid, staged_a, staged_b):
+        """This thread's share of A[i0:i0+block_m, k0:k0+depth] and B[k0:k0+depth, j0:j0+block_n], 0 outside."""
+        m, k_dim = a.shape
+        n = b.shape[1]
+        for e in range(loads_a):
+            kk, row = depth_fastest(tid, e)
+            i = i0 + row
+            k = k0 + kk
+            staged_a[e] = a[i, k] if (i < m and k < k_dim) else scalar(0)
+        for e in range(loads_b):
+            kk, col = line_fastest(tid, e)
+            k = k0 + kk
+            j = j0 + col
+            staged_b[e] = b[k, j] if (k < k_dim and j < n) else scalar(0)
 
     @cuda.jit
     def kernel(a, b, c):
         tile_a = cuda.shared.array(shape_a, dtype=scalar)
         tile_b = cuda.shared.array(shape_b, dtype=scalar)
+        staged_a = cuda.local.array(loads_a, dtype=scalar)
+        staged_b = cuda.local.array(loads_b, dtype=scalar)
         acc = cuda.local.array((rows, cols), dtype=scalar)
         ty = cuda.threadIdx.y
         tx = cuda.threadIdx.x
@@ -152,22 +212,14 @@ def _make_kernel(scalar, tiling: Tiling):
         for r in range(rows):
             for cc in range(cols):
                 acc[r, cc] = scalar(0)
+        fetch(a, b, i0, j0, 0, tid, staged_a, staged_b)
         for k0 in range(0, k_dim, depth):
-            for e in range(loads_a):           # A tile: consecutive threads read consecutive k
-                idx = tid + e * threads
-                kk = idx % depth
-                i = i0 + idx // depth
-                k = k0 + kk
-                row = idx // depth
-                tile_a[kk, row // tm, row % tm] = a[i, k] if (i < m and k < k_dim) else scalar(0)
-            for e in range(loads_b):           # B tile: consecutive threads read consecutive j
-                idx = tid + e * threads
-                jj = idx % block_n
-                kk = idx // block_n
-                j = j0 + jj
-                k = k0 + kk
-                tile_b[kk, jj // tn, jj % tn] = b[k, j] if (k < k_dim and j < n) else scalar(0)
+            stage_a(tile_a, staged_a, tid)
+            stage_b(tile_b, staged_b, tid)
             cuda.syncthreads()
+            # Fetch the next step now (zeros past the end): the loads are in flight while this
+            # step's products run, instead of stalling the block at the top of the next step.
+            fetch(a, b, i0, j0, k0 + depth, tid, staged_a, staged_b)
             tile_product(tile_a, tile_b, acc, ty, tx)
             cuda.syncthreads()
         for r in range(rows):
