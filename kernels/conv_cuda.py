@@ -9,10 +9,11 @@ pixel ``(oh*sh - ph + i*dh, ow*sw - pw + j*dw)``.
 
 Each of the three products is a matrix product per group g, computed by the register-blocked
 kernel of :mod:`matmul_cuda` (64 x 64 output tiles per block of 16 x 16 threads, 4 x 4
-outputs per thread, 16-deep shared-memory tiles; see there) whose loaders *gather* the
-matrix elements from the 4-d arrays on the fly instead of reading a materialized im2col
-matrix ("implicit GEMM").  Out-of-range and padding positions load 0, so every tile is
-zero-padded and every thread reaches every barrier.  One group per ``blockIdx.z``.
+outputs per thread, 16-deep shared-memory tiles, the next step prefetched into registers;
+see there) whose ``fetch`` *gathers* the matrix elements from the 4-d arrays on the fly
+instead of reading a materialized im2col matrix ("implicit GEMM").  Out-of-range and
+padding positions load 0, so every tile is zero-padded and every thread reaches every
+barrier.  One group per ``blockIdx.z``; a block's rows never cross a group boundary.
 
 * forward, ``Y[o, p] = sum_k W[o, k] * Xcol[k, p]``: p = (n, oh, ow) runs over the
   N*H_out*W_out output pixels (block columns, ``blockIdx.x``), o over the group's

@@ -14,27 +14,33 @@ The tiling (sizes on a GPU, :data:`GPU_TILING`; the simulator uses smaller ones)
   than 4 adjacent ones, makes the 16 threads of a half-warp read 16 consecutive shared
   words (no bank conflicts) and write 16 consecutive words of C (coalesced stores).
 * The block walks along k in steps of 16.  At each step its 256 threads copy a 16 x 64
-  slice of A (transposed) and a 16 x 64 slice of B from global into shared memory -- 4
-  elements each -- wait at a barrier, and then every thread does 16 rank-1 updates of its
-  4 x 4 accumulators: for each kk it reads 4 values of A and 4 of B into registers and does
-  16 multiply-adds.  That is 16 multiply-adds per 8 shared-memory reads, against 1 per 2 in
-  the one-output-per-thread kernel, and every element of A and B brought from global memory
-  is used 64 times.  A second barrier keeps the tiles alive until every thread is done.
+  slice of A (transposed) and a 16 x 64 slice of B into shared memory -- 4 elements of each
+  per thread, neighbouring threads reading neighbouring addresses -- wait at a barrier, and
+  then every thread does 16 rank-1 updates of its 4 x 4 accumulators: for each kk it reads
+  4 values of A and 4 of B into registers and does 16 multiply-adds.  That is 16
+  multiply-adds per 8 shared-memory reads, against 1 per 2 in the one-output-per-thread
+  kernel, and every element of A and B brought from global memory is used 64 times.  A
+  second barrier keeps the tiles alive until every thread is done with them.
+* Prefetch: a thread fetches its 8 elements of step s+1 from global memory into registers
+  (``fetch``) right after the first barrier of step s, and writes them into the tiles
+  (``stage``) at the top of step s+1.  The loads are in flight while step s's products run,
+  so the memory latency is hidden behind arithmetic instead of stalling every step.
 * Shared layout: row ``i = i0 + t + 16*r`` of the A slice is stored at ``tile_a[kk, r, t]``
   (likewise ``tile_b[kk, c, t]`` for column ``j0 + t + 16*c``), so the 4 values a thread reads
   at one kk lie at fixed distances from one address and the compiler folds them into the
   load instructions.  The last axis is padded by one element so that the loads, which write
   down a column of the tile, spread over the memory banks.
-* Edges: a load outside A or B writes 0 into the tile (zero padding, so a partial tile adds
-  nothing), and a thread whose outputs fall outside C still takes part in every load and
-  every barrier -- it only skips the stores.  Returning early would leave the other threads
-  of its block waiting at ``syncthreads`` forever.
+* Edges: a load outside A or B gives 0 (zero padding, so a partial tile adds nothing, and
+  the prefetch past the last step is harmless), and a thread whose outputs fall outside C
+  still takes part in every load and every barrier -- it only skips the stores.  Returning
+  early would leave the other threads of its block waiting at ``syncthreads`` forever.
 
 Shared arrays need their shape and dtype at compile time, so the kernels are built by a
 factory per (dtype, tiling).  A kernel built inside a factory is a closure, which Numba does
 not cache on disk: the compile is paid once per process and dtype (about a second).
-:func:`make_tile_product` is the inner step shared with the implicit-GEMM convolution
-kernels of :mod:`conv_cuda`.
+:func:`make_tile_product` (the inner step), :func:`make_slots` and :func:`make_stager` (who
+loads which tile element, and its place in shared memory) are shared with the implicit-GEMM
+convolution kernels of :mod:`conv_cuda`, which differ only in what they fetch.
 """
 from __future__ import annotations
 
