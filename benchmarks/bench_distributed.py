@@ -172,6 +172,7 @@ def plot(batches: list[int], names: list[str], results: dict, labels: dict, path
         xs = [g for g in batches if (name, g) in results]
         left.plot(xs, [g / results[name, g]["step_s"] for g in xs], marker="o", label=labels[name])
     left.set(xscale="log", xlabel="global batch", ylabel="samples / s", title="MLP training throughput")
+    left.minorticks_off()
     left.set_xticks(batches, [str(g) for g in batches])
     left.legend(fontsize=8)
     pos = range(len(batches))

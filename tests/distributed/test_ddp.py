@@ -147,12 +147,13 @@ def test_pin_threads_auto_leaves_a_lone_process_and_an_explicit_setting_alone(mo
         pin_threads(LocalComm(2), "all")
 
 
-def test_ddp_gradients_stay_exact_over_steps_and_a_missing_gradient_counts_as_zeros():
+def test_ddp_gradients_are_views_of_one_reused_buffer_and_stay_exact_over_steps():
     comm = FakeComm(other_factor=3.0)
     model = DistributedDataParallel(_mlp(), comm, threads_per_process=None)
     reference = _mlp()
     reference.load_state_dict(model.module.state_dict())
     rng = np.random.default_rng(1)
+    buffers = set()
     for step in range(3):
         x = minidl.tensor(rng.standard_normal((5, 4)))
         model.zero_grad()
@@ -162,7 +163,10 @@ def test_ddp_gradients_stay_exact_over_steps_and_a_missing_gradient_counts_as_ze
             reference[2].bias.requires_grad_(False)
         model.backward(model(x).sum())
         reference(x).sum().backward()
+        flat = model._flat[0]
+        buffers.add(id(flat))
         for p, q in zip(model.parameters(), reference.parameters()):
+            assert np.shares_memory(p.grad.data, flat)
             expected = np.zeros(p.shape) if q.grad is None else q.grad.numpy() * (1 + 3.0) / 2
             np.testing.assert_allclose(p.grad.numpy(), expected, rtol=1e-6)
-    assert comm.allreduce_calls == 3
+    assert len(buffers) == 1 and comm.allreduce_calls == 3
