@@ -24,25 +24,30 @@ barrier.  One group per ``blockIdx.z``; a block's rows never cross a group bound
   few output tiles (64 x 576 weights are 9 tiles), so the p range is also split into S
   chunks ("split-K", ``blockIdx.z = g*S + s``) that write S partial products, summed after.
   The accumulators are of the array dtype, as in cuBLAS.
-* input gradient, ``GX[c, q] = sum_r WT[c, r] * GYcol[r, q]`` in gather form: q = (n, ih, iw)
-  runs over the input pixels, c over the group's Cg input channels, and the reduction
-  r = (o, i, j) over the group's (C_out/groups)*kh*kw (output channel, tap) pairs, with
-  ``WT[c, r] = w[g*Og + o, c, i, j]`` and ``GYcol[r, q] = gy[n, g*Og + o, oh, ow]`` when
-  ``ih + ph - i*dh = oh*sh`` (a multiple of the stride) with 0 <= oh < H_out (likewise for
-  the columns), else 0.  Every element of gx is written by exactly one thread: no atomics.
+* input gradient, ``GX[c, q] = sum_r WT[c, r] * GYcol[r, q]`` in gather form, one launch per
+  stride phase (a, b) (0 <= a < sh, 0 <= b < sw): q = (n, u, v) runs over the input pixels
+  (ih, iw) = (a + sh*u, b + sw*v) of the phase, c over the group's Cg input channels, and the
+  reduction r = (o, i, j) over the group's output channels and only those taps that reach
+  this phase, ``(a + ph - i*dh) % sh == 0`` and likewise for j.  For them
+  ``GYcol[r, q] = gy[n, g*Og + o, u + dy, v + dx]`` with the whole numbers
+  dy = (a + ph - i*dh) / sh, dx = (b + pw - j*dw) / sw (0 outside gy), and
+  ``WT[c, r] = w[g*Og + o, c, i, j]``.  Splitting by phase leaves out the products that a
+  stride makes zero (3 in 4 for stride 2) and every division by the stride.  Every element
+  of gx is written by exactly one thread: no atomics.
 
 Decoding a reduction index k into (c, i*dh, j*dw) takes two integer divisions, which are
 slow on a GPU (there is no divide instruction), and the loaders need it for every element.
-So the host builds a small table once per call (``tap_table``, 3 x K int32, on the device)
-and the loaders read it; the pixel index p, which is the same for all the loads a thread
-makes into one tile column, is decoded once per thread (forward, input gradient) or once
-per reduction step (weight gradient).
+So the host builds small tables (``tap_table``, ``phase_tap_table``: a few int32 rows per
+reduction index, on the device) and the loaders read them; the pixel index p, which is the
+same for all the loads a thread makes into one tile column, is decoded once per thread
+(forward, input gradient) or once per reduction step (weight gradient).
 """
 from __future__ import annotations
 
 import functools
 import math
 
+import numpy as np
 from numba import cuda, float32, float64
 
 from .arrays import array_module
@@ -237,7 +242,8 @@ def _make_backward_weight(scalar, tiling: Tiling):
 
 
 def _make_backward_input(scalar, tiling: Tiling):
-    """GX[c, q] = sum_r WT[c, r] GYcol[r, q] (gather form); grid (Q tiles, Cg tiles, groups)."""
+    """GX[c, q] = sum_r WT[c, r] GYcol[r, q] over the input pixels q of one stride phase;
+    grid (Q tiles, Cg tiles, groups)."""
     tm, tn, rows, cols, depth = tiling
     block_m, block_n, threads = tiling.block_m, tiling.block_n, tiling.threads
     loads_w, loads_gy = block_m * depth // threads, block_n * depth // threads
@@ -248,7 +254,7 @@ def _make_backward_input(scalar, tiling: Tiling):
     stage_gy = make_stager(line_fastest, loads_gy, tn)
 
     @cuda.jit(device=True, inline="always")
-    def fetch(gy, w3, taps, go0, cb, r0, n, down, right, q_ok, sh, sw, tid, staged_w, staged_gy):
+    def fetch(gy, w3, taps, go0, cb, r0, n, u, v, q_ok, tid, staged_w, staged_gy):
         """This thread's share of WT[cb:, r0:r0+depth] and GYcol[r0:r0+depth, q0:]."""
         c_group = w3.shape[1]
         out_h, out_w = gy.shape[2], gy.shape[3]
@@ -266,27 +272,14 @@ def _make_backward_input(scalar, tiling: Tiling):
             r = r0 + rr
             value = scalar(0)
             if q_ok and r < r_dim:
-                th = down - taps[2, r]        # = oh * sh when tap i of output row oh lands on ih
-                tw = right - taps[3, r]
-                if th >= 0 and tw >= 0:
-                    if sh == 1:
-                        oh = th
-                    else:
-                        oh = th // sh
-                        if oh * sh != th:
-                            oh = out_h        # between two strided windows: no output row
-                    if sw == 1:
-                        ow = tw
-                    else:
-                        ow = tw // sw
-                        if ow * sw != tw:
-                            ow = out_w
-                    if oh < out_h and ow < out_w:
-                        value = gy[n, go0 + taps[0, r], oh, ow]
+                oh = u + taps[2, r]           # the output pixel whose tap (i, j) lands on this input pixel
+                ow = v + taps[3, r]
+                if oh >= 0 and oh < out_h and ow >= 0 and ow < out_w:
+                    value = gy[n, go0 + taps[0, r], oh, ow]
             staged_gy[e] = value
 
     @cuda.jit
-    def backward_input(gy, w3, taps, gx, sh, sw, ph, pw):
+    def backward_input(gy, w3, taps, gx, a, b, sh, sw, h_phase, w_phase):
         # tile_w[rr, r, t] = WT[cb + t + tm*r, r0 + rr],  tile_gy[rr, c, t] = GYcol[r0 + rr, q0 + t + tn*c]
         tile_w = cuda.shared.array(shape_w, dtype=scalar)
         tile_gy = cuda.shared.array(shape_gy, dtype=scalar)
@@ -297,41 +290,40 @@ def _make_backward_input(scalar, tiling: Tiling):
         tx = cuda.threadIdx.x
         tid = ty * tn + tx
         g = cuda.blockIdx.z
-        n_img, c_in, height, width = gx.shape
+        n_img = gx.shape[0]
         c_group = w3.shape[1]
         go0 = g * (w3.shape[0] // cuda.gridDim.z)   # first output channel of the group
         r_dim = taps.shape[1]
         cb = cuda.blockIdx.y * block_m          # first channel (within the group) of the block
         q0 = cuda.blockIdx.x * block_n
-        n_pix = n_img * height * width
-        q = q0 + tid % block_n                  # decode this thread's input pixel once
-        iw = q % width
-        ih = (q // width) % height
-        n = q // (width * height)
-        down = ih + ph
-        right = iw + pw
+        n_pix = n_img * h_phase * w_phase
+        # decode this thread's input pixel once: x[n, :, a + sh*u, b + sw*v]
+        q = q0 + tid % block_n
+        v = q % w_phase
+        u = (q // w_phase) % h_phase
+        n = q // (w_phase * h_phase)
         q_ok = q < n_pix
         for r in range(rows):
             for c in range(cols):
                 acc[r, c] = scalar(0)
-        fetch(gy, w3, taps, go0, cb, 0, n, down, right, q_ok, sh, sw, tid, staged_w, staged_gy)
+        fetch(gy, w3, taps, go0, cb, 0, n, u, v, q_ok, tid, staged_w, staged_gy)
         for r0 in range(0, r_dim, depth):
             stage_w(tile_w, staged_w, tid)
             stage_gy(tile_gy, staged_gy, tid)
             cuda.syncthreads()
-            fetch(gy, w3, taps, go0, cb, r0 + depth, n, down, right, q_ok, sh, sw, tid, staged_w, staged_gy)
+            fetch(gy, w3, taps, go0, cb, r0 + depth, n, u, v, q_ok, tid, staged_w, staged_gy)
             tile_product(tile_w, tile_gy, acc, ty, tx)
             cuda.syncthreads()
         for c in range(cols):
             q = q0 + tx + tn * c
             if q < n_pix:
-                iw = q % width
-                ih = (q // width) % height
-                n = q // (width * height)
+                v = q % w_phase
+                u = (q // w_phase) % h_phase
+                n = q // (w_phase * h_phase)
                 for r in range(rows):
                     cc = cb + ty + tm * r
                     if cc < c_group:
-                        gx[n, g * c_group + cc, ih, iw] = acc[r, c]
+                        gx[n, g * c_group + cc, a + sh * u, b + sw * v] = acc[r, c]
 
     return backward_input
 
@@ -355,12 +347,21 @@ def tap_table(xp, c_group: int, kernel_hw: tuple[int, int], dilation: tuple[int,
     return xp.stack([k // (kh * kw), (k // kw) % kh * dilation[0], k % kw * dilation[1]])
 
 
-def _transposed_tap_table(xp, o_group: int, kernel_hw: tuple[int, int], dilation: tuple[int, int]):
-    """(4, Og*kh*kw) int32 table: for r = (o*kh + i)*kw + j, the rows hold o, i*kw + j, i*dh and j*dw."""
-    kh, kw = kernel_hw
-    r = xp.arange(o_group * kh * kw, dtype=xp.int32)
-    ij = r % (kh * kw)
-    return xp.stack([r // (kh * kw), ij, ij // kw * dilation[0], ij % kw * dilation[1]])
+def phase_tap_table(o_group: int, kernel_hw: tuple[int, int], stride: tuple[int, int],
+                    padding: tuple[int, int], dilation: tuple[int, int], phase: tuple[int, int]) -> np.ndarray:
+    """(4, R) int32 NumPy table of the (o, i, j) that reach the input pixels of one stride phase.
+
+    Input pixel (ih, iw) = (a + sh*u, b + sw*v) of phase (a, b) is read by tap (i, j) of output
+    pixel (oh, ow) = (u + dy, v + dx) when dy = (a + ph - i*dh) / sh and dx = (b + pw - j*dw) / sw
+    are whole numbers; the table lists, for every output channel o of a group and every such
+    tap, the rows o, i*kw + j, dy and dx (R = Og * the number of such taps; 0 when none).
+    """
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (a, b) = kernel_hw, stride, padding, dilation, phase
+    taps = [(i * kw + j, (a + ph - i * dh) // sh, (b + pw - j * dw) // sw)
+            for i in range(kh) if (a + ph - i * dh) % sh == 0
+            for j in range(kw) if (b + pw - j * dw) % sw == 0]
+    table = np.array([(o,) + tap for o in range(o_group) for tap in taps], dtype=np.int32).reshape(-1, 4)
+    return np.ascontiguousarray(table.T)
 
 
 def _check(op: str, a, b) -> None:
@@ -390,18 +391,36 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
 
 
 def conv2d_backward_input(gy, w, in_hw, stride, padding, dilation, groups):
-    """gx (N, C_in, H, W) = dL/dx given gy (N, C_out, H_out, W_out)."""
+    """gx (N, C_in, H, W) = dL/dx given gy (N, C_out, H_out, W_out).
+
+    One launch per stride phase (a, b), 0 <= a < sh, 0 <= b < sw: the input pixels
+    (a + sh*u, b + sw*v) are all reached by the same taps, so each launch reduces over exactly
+    the (o, i, j) that contribute (see :func:`phase_tap_table`) -- no zero products, no division.
+    """
     _check("conv2d_backward_input", gy, w)
     xp = array_module(gy)
     gy, w = xp.ascontiguousarray(gy), xp.ascontiguousarray(w)
     c_out, c_group, kh, kw = w.shape
-    gx = xp.empty((gy.shape[0], c_group * groups, in_hw[0], in_hw[1]), dtype=gy.dtype)
-    if gx.size:
-        tiling = TILING
-        taps = _transposed_tap_table(xp, c_out // groups, (kh, kw), dilation)
-        grid = (_grid_1(gy.shape[0] * in_hw[0] * in_hw[1], tiling.block_n), _grid_1(c_group, tiling.block_m), groups)
-        _kernels(str(gy.dtype), tiling)["backward_input"][grid, (tiling.threads_n, tiling.threads_m)](
-            gy, w.reshape(c_out, c_group, kh * kw), taps, gx, stride[0], stride[1], padding[0], padding[1])
+    (height, width), (sh, sw) = in_hw, stride
+    phases = []
+    for a in range(min(sh, height)):
+        for b in range(min(sw, width)):
+            table = phase_tap_table(c_out // groups, (kh, kw), stride, padding, dilation, (a, b))
+            phases.append((a, b, table))
+    untouched = any(table.shape[1] == 0 for _, _, table in phases)  # pixels no tap reaches get 0
+    shape = (gy.shape[0], c_group * groups, height, width)
+    gx = xp.zeros(shape, dtype=gy.dtype) if untouched else xp.empty(shape, dtype=gy.dtype)
+    if gx.size == 0:
+        return gx
+    tiling = TILING
+    kernel = _kernels(str(gy.dtype), tiling)["backward_input"]
+    w3 = w.reshape(c_out, c_group, kh * kw)
+    for a, b, table in phases:
+        if table.shape[1] == 0:
+            continue
+        h_phase, w_phase = -(-(height - a) // sh), -(-(width - b) // sw)   # ceil: rows a, a+sh, ... < H
+        grid = (_grid_1(gy.shape[0] * h_phase * w_phase, tiling.block_n), _grid_1(c_group, tiling.block_m), groups)
+        kernel[grid, (tiling.threads_n, tiling.threads_m)](gy, w3, xp.asarray(table), gx, a, b, sh, sw, h_phase, w_phase)
     return gx
 
 
