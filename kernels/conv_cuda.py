@@ -347,9 +347,10 @@ def tap_table(xp, c_group: int, kernel_hw: tuple[int, int], dilation: tuple[int,
     return xp.stack([k // (kh * kw), (k // kw) % kh * dilation[0], k % kw * dilation[1]])
 
 
+@functools.lru_cache(maxsize=256)
 def phase_tap_table(o_group: int, kernel_hw: tuple[int, int], stride: tuple[int, int],
                     padding: tuple[int, int], dilation: tuple[int, int], phase: tuple[int, int]) -> np.ndarray:
-    """(4, R) int32 NumPy table of the (o, i, j) that reach the input pixels of one stride phase.
+    """(4, R) int32 NumPy table (read-only) of the (o, i, j) that reach the input pixels of one stride phase.
 
     Input pixel (ih, iw) = (a + sh*u, b + sw*v) of phase (a, b) is read by tap (i, j) of output
     pixel (oh, ow) = (u + dy, v + dx) when dy = (a + ph - i*dh) / sh and dx = (b + pw - j*dw) / sw
@@ -357,11 +358,13 @@ def phase_tap_table(o_group: int, kernel_hw: tuple[int, int], stride: tuple[int,
     tap, the rows o, i*kw + j, dy and dx (R = Og * the number of such taps; 0 when none).
     """
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (a, b) = kernel_hw, stride, padding, dilation, phase
-    taps = [(i * kw + j, (a + ph - i * dh) // sh, (b + pw - j * dw) // sw)
-            for i in range(kh) if (a + ph - i * dh) % sh == 0
-            for j in range(kw) if (b + pw - j * dw) % sw == 0]
-    table = np.array([(o,) + tap for o in range(o_group) for tap in taps], dtype=np.int32).reshape(-1, 4)
-    return np.ascontiguousarray(table.T)
+    taps = np.array([(i * kw + j, (a + ph - i * dh) // sh, (b + pw - j * dw) // sw)
+                     for i in range(kh) if (a + ph - i * dh) % sh == 0
+                     for j in range(kw) if (b + pw - j * dw) % sw == 0], dtype=np.int32).reshape(-1, 3)
+    channels = np.repeat(np.arange(o_group, dtype=np.int32), len(taps))
+    table = np.concatenate([channels[None], np.tile(taps.T, (1, o_group))])
+    table.setflags(write=False)  # cached: shared by every call with this geometry
+    return table
 
 
 def _check(op: str, a, b) -> None:
@@ -420,7 +423,8 @@ def conv2d_backward_input(gy, w, in_hw, stride, padding, dilation, groups):
             continue
         h_phase, w_phase = -(-(height - a) // sh), -(-(width - b) // sw)   # ceil: rows a, a+sh, ... < H
         grid = (_grid_1(gy.shape[0] * h_phase * w_phase, tiling.block_n), _grid_1(c_group, tiling.block_m), groups)
-        kernel[grid, (tiling.threads_n, tiling.threads_m)](gy, w3, xp.asarray(table), gx, a, b, sh, sw, h_phase, w_phase)
+        taps = xp.array(table)  # a copy on the device (and a writable one under the simulator)
+        kernel[grid, (tiling.threads_n, tiling.threads_m)](gy, w3, taps, gx, a, b, sh, sw, h_phase, w_phase)
     return gx
 
 
