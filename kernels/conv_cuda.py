@@ -340,11 +340,14 @@ def _kernels(dtype_name: str, tiling: Tiling) -> dict:
             "backward_input": _make_backward_input(scalar, tiling)}
 
 
-def tap_table(xp, c_group: int, kernel_hw: tuple[int, int], dilation: tuple[int, int]):
-    """(3, Cg*kh*kw) int32 table: for k = (c*kh + i)*kw + j, the rows hold c, i*dh and j*dw."""
+@functools.lru_cache(maxsize=256)
+def tap_table(c_group: int, kernel_hw: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
+    """(3, Cg*kh*kw) int32 NumPy table (read-only): for k = (c*kh + i)*kw + j, the rows hold c, i*dh and j*dw."""
     kh, kw = kernel_hw
-    k = xp.arange(c_group * kh * kw, dtype=xp.int32)
-    return xp.stack([k // (kh * kw), (k // kw) % kh * dilation[0], k % kw * dilation[1]])
+    k = np.arange(c_group * kh * kw, dtype=np.int32)
+    table = np.stack([k // (kh * kw), (k // kw) % kh * dilation[0], k % kw * dilation[1]])
+    table.setflags(write=False)  # cached: shared by every call with this geometry
+    return table
 
 
 @functools.lru_cache(maxsize=256)
@@ -386,7 +389,7 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
     y = xp.empty((x.shape[0], c_out, out_h, out_w), dtype=x.dtype)
     if y.size:
         tiling = TILING
-        taps = tap_table(xp, c_group, (kh, kw), dilation)
+        taps = xp.array(tap_table(c_group, (kh, kw), tuple(dilation)))  # a device copy
         grid = (_grid_1(x.shape[0] * out_h * out_w, tiling.block_n), _grid_1(c_out // groups, tiling.block_m), groups)
         _kernels(str(x.dtype), tiling)["forward"][grid, (tiling.threads_n, tiling.threads_m)](
             x, w.reshape(c_out, c_group * kh * kw), taps, y, stride[0], stride[1], padding[0], padding[1])
@@ -408,7 +411,7 @@ def conv2d_backward_input(gy, w, in_hw, stride, padding, dilation, groups):
     phases = []
     for a in range(min(sh, height)):
         for b in range(min(sw, width)):
-            table = phase_tap_table(c_out // groups, (kh, kw), stride, padding, dilation, (a, b))
+            table = phase_tap_table(c_out // groups, (kh, kw), tuple(stride), tuple(padding), tuple(dilation), (a, b))
             phases.append((a, b, table))
     untouched = any(table.shape[1] == 0 for _, _, table in phases)  # pixels no tap reaches get 0
     shape = (gy.shape[0], c_group * groups, height, width)
@@ -452,7 +455,7 @@ def conv2d_backward_weight(x, gy, kernel_hw, stride, padding, dilation, groups):
     steps = math.ceil(n_pix / tiling.depth)
     chunk = math.ceil(steps / splits) * tiling.depth      # pixels per split, whole steps
     partial = xp.empty((splits, c_out, k_dim), dtype=x.dtype)
-    taps = tap_table(xp, c_group, (kh, kw), dilation)
+    taps = xp.array(tap_table(c_group, (kh, kw), tuple(dilation)))
     _kernels(str(x.dtype), tiling)["backward_weight"][tiles + (groups * splits,), (tiling.threads_n, tiling.threads_m)](
         x, gy, taps, partial, stride[0], stride[1], padding[0], padding[1], chunk)
     gw = partial[0] if splits == 1 else partial.sum(axis=0)
