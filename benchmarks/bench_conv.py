@@ -140,7 +140,7 @@ def pool_steps(torch, x: np.ndarray, fn, torch_name: str, kwargs: dict, device: 
     steps = {}
     for path in paths:
         def run(path=path):
-            t = minidl.tensor(xd, requires_grad=True)
+            t = minidl.tensor(xd, requires_grad=True, device=device)
             with config.using_kernels(path):
                 y = fn(t, **kwargs)
                 y.backward(minidl.ones(y.shape, device=device))
