@@ -275,8 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = {name: label(name, next(res["blas_threads"] for (n, _), res in results.items() if n == name))
               for name in names}
 
-    header = ["global batch", "configuration", "samples/s", "vs 1 process, all cores", "ms per step",
-              "compute ms", "gradient sync ms", "allreduce alone ms", "max weight difference"]
+    header = ["global batch", "configuration", "samples/s", "vs 1 process, all cores (range over launches)",
+              "ms per step", "compute ms", "gradient sync ms", "allreduce alone ms", "max weight difference"]
     rows = []
     for g in batches:
         base = results["base", g]
@@ -285,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             res = results[name, g]
             diff = float(np.abs(weights[name, g] - weights["base", g]).max())
-            rows.append([g, labels[name], f"{g / res['step_s']:.0f}", f"{base['step_s'] / res['step_s']:.2f}",
+            paired = [b["step_s"] / r["step_s"] for b, r in zip(runs["base", g], runs[name, g])]
+            spread = f" ({min(paired):.2f}-{max(paired):.2f})" if len(paired) > 1 and name != "base" else ""
+            rows.append([g, labels[name], f"{g / res['step_s']:.0f}", f"{base['step_s'] / res['step_s']:.2f}{spread}",
                          f"{1e3 * res['step_s']:.2f}", f"{1e3 * res['compute_s']:.2f}", f"{1e3 * res['sync_s']:.2f}",
                          f"{1e3 * res['allreduce_s']:.2f}" if res["allreduce_s"] else "-",
                          "-" if name == "base" else f"{diff:.1e}"])
@@ -296,8 +298,10 @@ def main(argv: list[str] | None = None) -> int:
              f"{4 * weights['base', batches[0]].size / 2**20:.2f} MB gradient buffer), SGD with momentum; every "
              f"configuration trains on the same global batch of the same samples for the same number of steps "
              f"(fastest of {windows} timing windows of about {WINDOW_SAMPLES} samples, the one least disturbed "
-             f"by other jobs on the machine; median of {repeats} interleaved launches). Compute and gradient sync are per step, averaged over the processes; "
-             f"sync includes waiting for the slower process.")
+             f"by other jobs on the machine; median of {repeats} interleaved launches, and in brackets the "
+             f"range of the ratio over the launches, each paired with the baseline launched just before it). "
+             f"Compute and gradient sync are per step, averaged over the processes; sync includes waiting "
+             f"for the slower process.")
     body += "\n\n" + notes(batches, names, results, 4 * weights["base", batches[0]].size / 2**20)
     print(body)
     if not args.no_write:
