@@ -4,7 +4,7 @@ A single process uses every core: OpenBLAS, OpenMP and Numba each start a pool w
 thread per core. P processes on one machine that each do the same ask for P times as many
 threads as there are cores. OpenBLAS's idle threads spin while they wait for work, so the
 processes then slow each other down. On this project's 2-core machine, 2 unbound processes
-with 2 BLAS threads each trained 5 to 16 times slower than with 1 thread each. The rule used
+with 2 BLAS threads each trained 2 to 16 times slower than with 1 thread each. The rule used
 here gives each process its share of the cores:
 
     threads = max(1, min(cores this process may run on, cores of the machine // P))
