@@ -375,7 +375,8 @@ def _check(op: str, a, b) -> None:
         raise TypeError(f"{op} (cuda): arrays must share a dtype, got {a.dtype} and {b.dtype}")
 
 
-def _grid_1(count: int, size: int) -> int:
+def _tile_count(count: int, size: int) -> int:
+    """Tiles of `size` that cover `count` items (at least 1: a grid dimension cannot be 0)."""
     return max(1, math.ceil(count / size))
 
 
@@ -390,7 +391,8 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
     if y.size:
         tiling = TILING
         taps = xp.array(tap_table(c_group, (kh, kw), tuple(dilation)))  # a device copy
-        grid = (_grid_1(x.shape[0] * out_h * out_w, tiling.block_n), _grid_1(c_out // groups, tiling.block_m), groups)
+        grid = (_tile_count(x.shape[0] * out_h * out_w, tiling.block_n),   # pixel tiles
+                _tile_count(c_out // groups, tiling.block_m), groups)        # channel tiles, groups
         _kernels(str(x.dtype), tiling)["forward"][grid, (tiling.threads_n, tiling.threads_m)](
             x, w.reshape(c_out, c_group * kh * kw), taps, y, stride[0], stride[1], padding[0], padding[1])
     return y
@@ -425,7 +427,8 @@ def conv2d_backward_input(gy, w, in_hw, stride, padding, dilation, groups):
         if table.shape[1] == 0:
             continue
         h_phase, w_phase = -(-(height - a) // sh), -(-(width - b) // sw)   # ceil: rows a, a+sh, ... < H
-        grid = (_grid_1(gy.shape[0] * h_phase * w_phase, tiling.block_n), _grid_1(c_group, tiling.block_m), groups)
+        grid = (_tile_count(gy.shape[0] * h_phase * w_phase, tiling.block_n),
+                _tile_count(c_group, tiling.block_m), groups)
         taps = xp.array(table)  # a copy on the device (and a writable one under the simulator)
         kernel[grid, (tiling.threads_n, tiling.threads_m)](gy, w3, taps, gx, a, b, sh, sw, h_phase, w_phase)
     return gx
@@ -450,7 +453,7 @@ def conv2d_backward_weight(x, gy, kernel_hw, stride, padding, dilation, groups):
     if n_pix == 0 or c_out == 0 or k_dim == 0:
         return xp.zeros((c_out, c_group, kh, kw), dtype=x.dtype)
     tiling = TILING
-    tiles = (_grid_1(k_dim, tiling.block_n), _grid_1(c_out // groups, tiling.block_m))
+    tiles = (_tile_count(k_dim, tiling.block_n), _tile_count(c_out // groups, tiling.block_m))   # weight tiles
     splits = split_count(tiles[0] * tiles[1] * groups, n_pix, tiling.depth, groups)
     steps = math.ceil(n_pix / tiling.depth)
     chunk = math.ceil(steps / splits) * tiling.depth      # pixels per split, whole steps
