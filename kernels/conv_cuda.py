@@ -370,6 +370,22 @@ def phase_tap_table(o_group: int, kernel_hw: tuple[int, int], stride: tuple[int,
     return table
 
 
+_DEVICE_TABLES: dict = {}  # (table builder, its arguments, device id) -> the table on that device
+
+
+def _device_table(xp, build, *args):
+    """``build(*args)`` (a cached NumPy table) as an array of ``xp``, copied to each GPU once."""
+    table = build(*args)
+    if xp is np:
+        return table.copy()  # the simulator writes kernel arguments back: hand it a writable copy
+    key = (build.__name__, args, xp.cuda.Device().id)
+    if key not in _DEVICE_TABLES:
+        if len(_DEVICE_TABLES) > 1024:
+            _DEVICE_TABLES.clear()
+        _DEVICE_TABLES[key] = xp.asarray(table)
+    return _DEVICE_TABLES[key]
+
+
 def _check(op: str, a, b) -> None:
     if a.dtype != b.dtype:
         raise TypeError(f"{op} (cuda): arrays must share a dtype, got {a.dtype} and {b.dtype}")
@@ -390,7 +406,7 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
     y = xp.empty((x.shape[0], c_out, out_h, out_w), dtype=x.dtype)
     if y.size:
         tiling = TILING
-        taps = xp.array(tap_table(c_group, (kh, kw), tuple(dilation)))  # a device copy
+        taps = _device_table(xp, tap_table, c_group, (kh, kw), tuple(dilation))
         grid = (_tile_count(x.shape[0] * out_h * out_w, tiling.block_n),   # pixel tiles
                 _tile_count(c_out // groups, tiling.block_m), groups)        # channel tiles, groups
         _kernels(str(x.dtype), tiling)["forward"][grid, (tiling.threads_n, tiling.threads_m)](
@@ -413,9 +429,9 @@ def conv2d_backward_input(gy, w, in_hw, stride, padding, dilation, groups):
     phases = []
     for a in range(min(sh, height)):
         for b in range(min(sw, width)):
-            table = phase_tap_table(c_out // groups, (kh, kw), tuple(stride), tuple(padding), tuple(dilation), (a, b))
-            phases.append((a, b, table))
-    untouched = any(table.shape[1] == 0 for _, _, table in phases)  # pixels no tap reaches get 0
+            geometry = (c_out // groups, (kh, kw), tuple(stride), tuple(padding), tuple(dilation), (a, b))
+            phases.append((a, b, phase_tap_table(*geometry).shape[1], geometry))
+    untouched = any(taps == 0 for _, _, taps, _ in phases)  # pixels that no tap reaches get 0
     shape = (gy.shape[0], c_group * groups, height, width)
     gx = xp.zeros(shape, dtype=gy.dtype) if untouched else xp.empty(shape, dtype=gy.dtype)
     if gx.size == 0:
@@ -423,13 +439,13 @@ def conv2d_backward_input(gy, w, in_hw, stride, padding, dilation, groups):
     tiling = TILING
     kernel = _kernels(str(gy.dtype), tiling)["backward_input"]
     w3 = w.reshape(c_out, c_group, kh * kw)
-    for a, b, table in phases:
-        if table.shape[1] == 0:
+    for a, b, n_taps, geometry in phases:
+        if n_taps == 0:
             continue
         h_phase, w_phase = -(-(height - a) // sh), -(-(width - b) // sw)   # ceil: rows a, a+sh, ... < H
         grid = (_tile_count(gy.shape[0] * h_phase * w_phase, tiling.block_n),
                 _tile_count(c_group, tiling.block_m), groups)
-        taps = xp.array(table)  # a copy on the device (and a writable one under the simulator)
+        taps = _device_table(xp, phase_tap_table, *geometry)
         kernel[grid, (tiling.threads_n, tiling.threads_m)](gy, w3, taps, gx, a, b, sh, sw, h_phase, w_phase)
     return gx
 
@@ -458,7 +474,7 @@ def conv2d_backward_weight(x, gy, kernel_hw, stride, padding, dilation, groups):
     steps = math.ceil(n_pix / tiling.depth)
     chunk = math.ceil(steps / splits) * tiling.depth      # pixels per split, whole steps
     partial = xp.empty((splits, c_out, k_dim), dtype=x.dtype)
-    taps = xp.array(tap_table(c_group, (kh, kw), tuple(dilation)))
+    taps = _device_table(xp, tap_table, c_group, (kh, kw), tuple(dilation))
     _kernels(str(x.dtype), tiling)["backward_weight"][tiles + (groups * splits,), (tiling.threads_n, tiling.threads_m)](
         x, gy, taps, partial, stride[0], stride[1], padding[0], padding[1], chunk)
     gw = partial[0] if splits == 1 else partial.sum(axis=0)
