@@ -156,16 +156,27 @@ def test_numba_stride1_special_cases_match_torch(x_shape, w_shape, padding, dila
 
 
 @pytest.mark.skipif(conv_numba is None, reason="Numba is not installed")
-def test_numba_stride1_takes_strided_views_and_small_chunks(monkeypatch):
-    """Non-contiguous inputs and one-image chunks (scratch buffers reused, a last partial
-    chunk) give the same float32 result as the NumPy reference."""
+@pytest.mark.parametrize(
+    "budget, plan",
+    [
+        (4 * 36 * 63 * 2, (2, 7)),  # two whole images per piece, a last partial piece
+        (4 * 36 * 9 * 3, (1, 3)),  # bands of 3 output rows of one image, a last partial band
+        (1, (1, 1)),  # one output row at a time
+    ],
+)
+def test_numba_stride1_takes_strided_views_and_small_pieces(monkeypatch, budget, plan):
+    """Non-contiguous inputs and small pieces of work (scratch buffers reused, padded images
+    refreshed per image, bands of output rows) give the same float32 result as the NumPy
+    reference."""
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((5, 8, 9, 7)).astype(np.float32)[:, ::2]  # (5, 4, 9, 7), strided
+    x = rng.standard_normal((5, 8, 7, 7)).astype(np.float32)[:, ::2]  # (5, 4, 7, 7), strided
     w = rng.standard_normal((3, 4, 3, 3)).astype(np.float32)
-    gy = rng.standard_normal((5, 9, 7, 3)).astype(np.float32).transpose(0, 3, 1, 2)  # (5, 3, 9, 7)
+    gy = rng.standard_normal((5, 7, 7, 3)).astype(np.float32).transpose(0, 3, 1, 2)  # (5, 3, 7, 7)
     g = {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1}
     ref = _run(conv_numpy, x, w, gy, g)
-    monkeypatch.setattr(conv_numba, "_COLUMN_BUDGET_BYTES", 4 * 36 * 63 * 2)  # two images per chunk
+    monkeypatch.setattr(conv_numba, "_COLUMN_BUDGET_BYTES", budget)
+    rows = conv_numba._ShiftedRows(x.shape, (3, 3), (1, 1), (1, 1), np.float32)
+    assert (rows.images, rows.band) == plan
     for mine, want in zip(_run(conv_numba, x, w, gy, g), ref):
         assert mine.dtype == np.float32
         np.testing.assert_allclose(mine, want, rtol=1e-5, atol=1e-5)
