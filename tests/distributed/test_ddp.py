@@ -170,3 +170,35 @@ def test_ddp_gradients_are_views_of_one_reused_buffer_and_stay_exact_over_steps(
             expected = np.zeros(p.shape) if q.grad is None else q.grad.numpy() * (1 + 3.0) / 2
             np.testing.assert_allclose(p.grad.numpy(), expected, rtol=1e-6)
     assert len(buffers) == 1 and comm.allreduce_calls == 3
+
+
+def test_limit_threads_sets_blas_numba_and_the_environment_of_child_processes():
+    """In a fresh process (the pools are per process): BLAS and Numba start with several threads
+    on a multi-core machine, and limit_threads(1) brings both to 1 and sets the variables that
+    child processes inherit."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import json, os, numba, numpy\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from minidl.distributed import limit_threads\n"
+        "blas = lambda: sorted({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'})\n"
+        "before = (blas(), numba.get_num_threads())\n"
+        "limit_threads(1)\n"
+        "print(json.dumps([before, [blas(), numba.get_num_threads()],"
+        " [os.environ[v] for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMBA_NUM_THREADS')]]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in threads_module.THREAD_VARIABLES}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    before, after, variables = json.loads(run.stdout.strip().splitlines()[-1])
+    if len(os.sched_getaffinity(0)) > 1:  # nothing limited them before (one thread per core)
+        assert before[0][0] > 1 and before[1] > 1
+    assert after == [[1], 1] and variables == ["1", "1", "1"]
+    with pytest.raises(ValueError, match="must be >= 1"):
+        threads_module.limit_threads(0)
