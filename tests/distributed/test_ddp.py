@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 
 import minidl
-from minidl import nn
+from minidl import backend, nn
 from minidl.distributed import (DistributedDataParallel, DistributedSampler, SingleProcessComm,
                                 bucket_parameters, get_comm, pin_threads, threads_per_process)
 from minidl.distributed import threads as threads_module
 from minidl.distributed.comm import Communicator
+from tests.test_fake_cupy import fake_cuda  # noqa: F401  (the CuPy stand-in, as a fixture)
 
 
 class FakeComm(Communicator):
@@ -202,3 +203,22 @@ def test_limit_threads_sets_blas_numba_and_the_environment_of_child_processes():
     assert after == [[1], 1] and variables == ["1", "1", "1"]
     with pytest.raises(ValueError, match="must be >= 1"):
         threads_module.limit_threads(0)
+
+
+def test_ddp_averages_device_gradients_in_a_device_buffer(fake_cuda):
+    """On the GPU code path (a strict CuPy stand-in) the bucket buffer and the averaged
+    gradients stay device arrays, and the average is the same as on the CPU."""
+    comm = FakeComm(other_factor=3.0)
+    cpu = _mlp()
+    model = DistributedDataParallel(_mlp().to(fake_cuda), comm, threads_per_process=None)
+    model.module.load_state_dict(cpu.state_dict())
+    x = np.random.default_rng(2).standard_normal((5, 4)).astype(np.float32)
+    for _ in range(2):
+        model.zero_grad()
+        model.backward(model(minidl.tensor(x, device=fake_cuda)).sum())
+    cpu(minidl.tensor(x)).sum().backward()
+    xp = backend.get_array_module(model._flat[0])
+    assert xp is backend.cupy
+    for p, q in zip(model.parameters(), cpu.parameters()):
+        assert backend.get_array_module(p.grad.data) is backend.cupy
+        np.testing.assert_allclose(backend.cupy.asnumpy(p.grad.data), q.grad.numpy() * (1 + 3.0) / 2, rtol=1e-5)
