@@ -242,14 +242,17 @@ def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], n_jobs: int | str | 
     modules do).
 
     ``n_jobs="mpi"``: the same code under ``mpirun -n P``: rank r runs jobs r, r + P, ...,
-    and the results are gathered so that every rank ends with all of them, in order.
+    and the results are gathered so that every rank ends with all of them, in order. Ranks
+    sharing a machine split its cores for BLAS/OpenMP/Numba (``distributed.pin_threads``).
     """
     from tqdm.auto import tqdm
 
     if n_jobs == "mpi":
         from ..distributed import get_comm
+        from ..distributed.threads import pin_threads
 
         comm = get_comm()
+        pin_threads(comm)
         mine = [fn(*job) for job in tqdm(jobs[comm.rank::comm.size], desc=desc,
                                           disable=not (progress and comm.rank == 0), leave=False)]
         gathered = comm.allgather(mine)
