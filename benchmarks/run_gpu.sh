@@ -51,14 +51,14 @@ if ! python3 -c "import numpy; numpy.row_stack" 2>/dev/null; then
 fi
 
 XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 6")
-TAIL=30 step tests "${TEST_LIMIT:-150}" python3 -m pytest -q -p no:cacheprovider $XDIST -k "cuda or gpu" \
-    --timeout 120 tests
-step bench "${BENCH_LIMIT:-90}" python3 benchmarks/bench_training.py --device cuda
-step bench 45 python3 benchmarks/bench_conv.py --device cuda
-step bench 45 python3 benchmarks/bench_matmul.py --device cuda
-step bench 30 python3 benchmarks/bench_autograd.py --device cuda
+TAIL=30 step tests "${TEST_LIMIT:-110}" python3 -m pytest -q -p no:cacheprovider $XDIST -k "cuda or gpu" \
+    --timeout 100 tests
+step bench 40 python3 benchmarks/bench_conv.py --device cuda
+step bench 30 python3 benchmarks/bench_matmul.py --device cuda
+step bench "${BENCH_LIMIT:-60}" python3 benchmarks/bench_training.py --device cuda
+step bench 25 python3 benchmarks/bench_autograd.py --device cuda
 export PYTHONPATH=$PLAIN_PYTHONPATH
-step demo "${DEMO_LIMIT:-75}" python3 -m minidl demo --device cuda --no-progress --out "$OUT/demo"
+step demo "${DEMO_LIMIT:-60}" python3 -m minidl demo --device cuda --no-progress --out "$OUT/demo"
 cp benchmarks/RESULTS.md "$OUT/RESULTS.md"
 tar czf "$OUT/plots.tgz" benchmarks/results/*cuda* "$OUT/demo" 2>/dev/null
 rm -rf "$OUT/demo"
