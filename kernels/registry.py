@@ -52,9 +52,10 @@ _MODULES = {
 _BACKENDS = {"numpy": ("cpu", "gpu"), "numba": ("cpu",), "cuda": ("gpu",)}
 
 # The fastest path measured for each op on each backend (benchmarks/RESULTS.md, sections
-# Convolution and Matmul).  CPU: conv2d forward+backward, Numba 1.2-1.6x faster than the
-# NumPy path on all three benchmark layers; pooling, Numba 1.8-3.3x faster; matmul stays
-# BLAS (the Numba kernel reaches about half of it).  GPU: not measured yet (no GPU when the
+# Convolution and Matmul).  CPU: conv2d forward+backward, Numba 1.1-1.8x faster than the
+# NumPy path on the three benchmark layers (1.8x on the VGG-like one, whose stride 1 takes
+# the shifted-rows kernels); pooling, Numba 1.8-3.3x faster; matmul stays BLAS (the Numba
+# kernel reaches a third to a half of it).  GPU: not measured yet (no GPU when the
 # benchmarks ran); the defaults there are cuBLAS-backed im2col for conv2d and matmul, and
 # the direct one-thread-per-element kernels for pooling, which does no arithmetic that a
 # GEMM could speed up.
