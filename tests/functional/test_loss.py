@@ -127,6 +127,15 @@ def test_cross_entropy_is_stable_for_huge_logits():
     np.testing.assert_allclose(soft, y, rtol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(300, 10), (5, 200)])
+def test_cross_entropy_few_and_many_classes_match_torch_with_huge_logits(r, shape):
+    # below 64 classes the max shift is taken over a transposed copy; above it, row by row
+    x = r.standard_normal(shape) * 300.0
+    x[0, 1] = 1e4
+    t = r.integers(0, shape[1], shape[0])
+    assert_matches_torch(F.cross_entropy, TF.cross_entropy, [x, t])
+
+
 def test_nll_of_log_softmax_equals_cross_entropy(r):
     x, t = r.standard_normal((5, 4)), r.integers(0, 4, 5)
     a = F.cross_entropy(md(x), md(t), reduction="none").numpy()
