@@ -243,7 +243,13 @@ def run_backward(
                     "first backward call if you need to call it twice."
                 )
             if f._out_meta is None:  # one output: pending holds it (alive) and its gradient
-                out, gy = pending.pop(id(f.outputs[0]()))  # ``out`` stays alive through backward
+                entry = pending.pop(id(f.outputs[0]()), None)
+                if entry is None:
+                    raise RuntimeError(
+                        f"backward: {f.name} was called more than once; a Function instance records "
+                        "one call, so create a new instance for each call"
+                    )
+                out, gy = entry  # ``out`` stays alive through backward
                 gxs = f.backward(gy)
             else:
                 gys = []

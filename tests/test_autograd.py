@@ -227,3 +227,20 @@ def test_backward_shape_mismatch_in_custom_function_is_reported():
 
     with pytest.raises(RuntimeError, match=r"Bad.backward returned a gradient of shape \(\)"):
         Bad()(_x(3)).sum().backward()
+
+
+def test_function_instance_called_twice_gives_clear_error_on_backward():
+    class Square(Function):
+        def forward(self, x):
+            return x * x
+
+        def backward(self, gy):
+            return 2.0 * self.inputs[0] * gy
+
+    sq = Square()
+    x = _x(3)
+    first = sq(x)
+    second = sq(x)  # the instance now records this call, not the first
+    with pytest.raises(RuntimeError, match="Square was called more than once"):
+        first.sum().backward()
+    del second
