@@ -112,10 +112,14 @@ def blocked_medians(contenders: dict, repeats: int, cpu_clock: bool = False) -> 
     then ``repeats``); wall time, or process CPU time with ``cpu_clock`` (single-threaded runs).
     Not interleaved: BLAS, Numba and PyTorch each keep a thread pool, and on a few cores a
     pool that is still spinning after its last call starves the next library's threads,
-    which interleaving would charge to every call."""
-    if cpu_clock:
-        return {name: cpu_median(fn, repeats) for name, fn in contenders.items()}
-    return {name: median_time(fn, repeats=repeats, warmup=2) for name, fn in contenders.items()}
+    which interleaving would charge to every call. For the same reason each contender starts
+    after a 0.3 s pause: OpenBLAS's workers keep spinning for about 0.1 s after a call, and
+    the contender timed next would otherwise share the cores with them."""
+    times = {}
+    for name, fn in contenders.items():
+        time.sleep(0.3)
+        times[name] = cpu_median(fn, repeats) if cpu_clock else median_time(fn, repeats=repeats, warmup=2)
+    return times
 
 
 POOLS = [  # name, minidl function, torch function name, arguments
