@@ -19,7 +19,8 @@ class MatMul(Function):
     """C = A @ B;  dA = dC @ B^T, dB = A^T @ dC (summed over broadcast batch axes).
 
     A 1-d A is treated as a row (1, n) and a 1-d B as a column (n, 1), and the added axis
-    is removed from C, exactly as NumPy does.
+    is removed from C, exactly as NumPy does. A plain ``backward()`` computes the two
+    products on the raw arrays; under ``create_graph=True`` they are Tensor ops.
     """
 
     def forward(self, a, b):
@@ -32,6 +33,32 @@ class MatMul(Function):
             raise _matmul_shapes_error(a.shape, b.shape) from None
 
     def backward(self, gy):
+        if is_grad_enabled():
+            return self._backward_differentiable(gy)
+        return self._backward_arrays(gy)
+
+    def _backward_arrays(self, gy):
+        """The same gradients on raw arrays, for a plain backward (no create_graph)."""
+        a, b = self.inputs[0].data, self.inputs[1].data
+        kernel = config.select("matmul", backend.get_array_module(a, b))
+        xp = backend.get_array_module(a, b)
+        a2 = a if a.ndim > 1 else a.reshape(1, -1)
+        b2 = b if b.ndim > 1 else b.reshape(-1, 1)
+        g = gy.data
+        if a.ndim == 1:
+            g = _insert_axis(g, -2)
+        if b.ndim == 1:
+            g = _insert_axis(g, -1)
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = _new_tensor(_sum_to_array(kernel.matmul(g, xp.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape),
+                             False, None, 0)
+        if self.needs_input_grad[1]:
+            gb = _new_tensor(_sum_to_array(kernel.matmul(xp.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape),
+                             False, None, 0)
+        return ga, gb
+
+    def _backward_differentiable(self, gy):
         a, b = self.inputs
         a2 = a if a.ndim > 1 else a.reshape(1, -1)
         b2 = b if b.ndim > 1 else b.reshape(-1, 1)
@@ -45,6 +72,13 @@ class MatMul(Function):
         if self.needs_input_grad[1]:
             gb = sum_to(matmul(a2.mT, gy), b2.shape).reshape(b.shape)
         return ga, gb
+
+
+def _insert_axis(g, axis: int):
+    """``g`` with a size-1 axis inserted at ``axis`` (counted as in ``unsqueeze``)."""
+    shape = list(g.shape)
+    shape.insert(axis % (len(shape) + 1), 1)
+    return g.reshape(shape)
 
 
 def matmul(a, b) -> Tensor:
@@ -116,4 +150,4 @@ def linear(x, weight, bias=None) -> Tensor:
     return Linear()(x, weight) if bias is None else Linear()(x, weight, bias)
 
 
-from .reduce import sum_to  # noqa: E402
+from .reduce import sum_to, _sum_to_array  # noqa: E402

@@ -63,15 +63,21 @@ class SumTo(Function):
         self.shape = tuple(shape)
 
     def forward(self, x):
-        lead = x.ndim - len(self.shape)
-        axes = tuple(range(lead)) + tuple(
-            i + lead for i, n in enumerate(self.shape) if n == 1 and x.shape[i + lead] != 1
-        )
-        y = x.sum(axis=axes, keepdims=True) if axes else x
-        return y.reshape(self.shape) if lead else y
+        return _sum_to_array(x, self.shape)
 
     def backward(self, gy):
         return broadcast_to(gy, self.inputs[0].data.shape)
+
+
+def _sum_to_array(x, shape: tuple):
+    """The raw-array ``sum_to``: sum ``x`` over the axes that broadcasting ``shape`` to
+    x's shape added (leading axes, and size-1 axes of ``shape``); ``x`` itself if none."""
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1
+    )
+    y = x.sum(axis=axes, keepdims=True) if axes else x
+    return y.reshape(shape) if lead else y
 
 
 def sum_to(x: Tensor, shape: Sequence[int]) -> Tensor:

@@ -1,6 +1,6 @@
 """Ops with two backward paths give the same gradients through both.
 
-``Linear``, ``ReLU`` and the fused ``CrossEntropy`` compute a plain ``backward()`` on raw
+``MatMul``, ``Linear``, ``ReLU`` and the fused ``CrossEntropy`` compute a plain ``backward()`` on raw
 arrays (no graph) and a ``create_graph=True`` backward with Tensor ops (differentiable
 again). The two must agree; the plain path must record nothing and keep the dtype.
 """
@@ -32,6 +32,31 @@ def _assert_same(plain, graph, rtol=1e-12):
         assert p.creator is None and not p.requires_grad  # the plain path records no graph
         assert p.dtype == g.dtype
         np.testing.assert_allclose(p.numpy(), g.numpy(), rtol=rtol, atol=1e-14)
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [
+    ((3, 4), (4, 2)), ((2, 3, 4), (4, 5)), ((3, 4), (2, 4, 5)), ((2, 1, 3, 4), (5, 4, 2)),
+    ((4,), (4, 2)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4,)),
+])
+def test_matmul_plain_backward_equals_differentiable_backward(a_shape, b_shape):
+    rng = np.random.default_rng(5)
+    a, b = _leaves(rng, a_shape, b_shape)
+    plain, graph = _both_paths(F.matmul, [a, b])
+    _assert_same(plain, graph)
+
+
+def test_matmul_plain_backward_agrees_across_kernel_paths():
+    rng = np.random.default_rng(6)
+    a, b = _leaves(rng, (2, 6, 5), (5, 3), dtype=np.float32)
+    with minidl.config.using_kernels("numpy"):
+        F.matmul(a, b).sum().backward()
+    ga, gb = a.grad.numpy(), b.grad.numpy()
+    a.grad = b.grad = None
+    with minidl.config.using_kernels("numba"):
+        F.matmul(a, b).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), ga, rtol=1e-5)
+    np.testing.assert_allclose(b.grad.numpy(), gb, rtol=1e-5)
+    assert gb.dtype == np.float32
 
 
 @pytest.mark.parametrize("x_shape", [(5, 4), (2, 3, 4), (4,)])
