@@ -16,7 +16,7 @@ import functools
 import heapq
 import itertools
 import weakref
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
