@@ -194,7 +194,9 @@ def measure(repeats: int, mlp_batches: int, lenet_batches: int, mlp_batch: int =
         (lenet, "PyTorch", n_lenet, torch_epoch_fn("lenet", lenet_data)),
     ]
     # Interleaved: each round times one epoch of every contender in turn, so that all of
-    # them see the same background load on a shared machine; the median round counts.
+    # them see the same background load on a shared machine. Throughputs are medians over
+    # rounds; ratios between contenders are medians of the per-round ratios (paired, so a
+    # round slowed by another job on the machine slows both sides of its ratio alike).
     for _, _, _, fn in runs:
         fn()                                               # warm-up (JIT, caches, buffers)
     times: list[list[float]] = [[] for _ in runs]
@@ -209,6 +211,7 @@ def measure(repeats: int, mlp_batches: int, lenet_batches: int, mlp_batch: int =
         print(f"{workload:32s} {who:14s} {n / seconds:10.0f} samples/s ({seconds:.3f} s/epoch)")
     results["threads"] = torch.get_num_threads()
     results["workloads"] = (mlp, lenet)
+    results["rounds"] = {(workload, who): ts for (workload, who, _, _), ts in zip(runs, times)}
     return results
 
 
@@ -244,18 +247,20 @@ def _blas_threads() -> str:
 def _table(r: dict, repeats: int, batches: int, label: str) -> tuple[str, dict]:
     mlp, lenet = r["workloads"]
     floor_name = "NumPy by hand" if DEVICE == "cpu" else "CuPy by hand"
+    rounds = r["rounds"]
+
+    def paired(workload: str, who: str, reference: str) -> float:
+        """Median over rounds of who's throughput / reference's (same samples per epoch)."""
+        return statistics.median(t_ref / t for t, t_ref in zip(rounds[(workload, who)], rounds[(workload, reference)]))
+
     rows = []
     for workload in (mlp, lenet):
-        torch_sps = r[(workload, "PyTorch")]
-        floor = r.get((workload, floor_name))
         for who in ("minidl", "PyTorch", floor_name):
             if (workload, who) in r:
-                sps = r[(workload, who)]
-                rows.append([workload, who, round(sps), sps / torch_sps,
-                             "-" if floor is None else sps / floor])
-    ratios = {"mlp_vs_torch": r[(mlp, "minidl")] / r[(mlp, "PyTorch")],
-              "lenet_vs_torch": r[(lenet, "minidl")] / r[(lenet, "PyTorch")]}
-    ratios["mlp_vs_numpy"] = r[(mlp, "minidl")] / r[(mlp, floor_name)]
+                rows.append([workload, who, round(r[(workload, who)]), paired(workload, who, "PyTorch"),
+                             paired(workload, who, floor_name) if (workload, floor_name) in r else "-"])
+    ratios = {"mlp_vs_torch": paired(mlp, "minidl", "PyTorch"), "lenet_vs_torch": paired(lenet, "minidl", "PyTorch"),
+              "mlp_vs_numpy": paired(mlp, "minidl", floor_name)}
     floor_text = (f" and {ratios['mlp_vs_numpy']:.2f}x the hand-written {floor_name.split()[0]} floor "
                   f"(goal >= 0.85x: {'met' if ratios['mlp_vs_numpy'] >= 0.85 else 'NOT met'})")
     verdict = "\n".join([
@@ -265,7 +270,7 @@ def _table(r: dict, repeats: int, batches: int, label: str) -> tuple[str, dict]:
         f"{'met' if ratios['lenet_vs_torch'] >= 0.5 else 'NOT met'}).",
     ])
     text = (f"**{label}** (PyTorch threads: {r['threads']}, NumPy BLAS threads: {r['blas']})\n\n"
-            + markdown_table(["workload", "contender", "samples/s", "vs PyTorch", "vs hand-written floor"], rows)
+            + markdown_table(["workload", "contender", "samples/s", "vs PyTorch (paired)", "vs hand-written floor (paired)"], rows)
             + "\n\n" + verdict)
     return text, ratios
 
