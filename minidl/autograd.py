@@ -293,6 +293,9 @@ def _as_grad(g: Any, out: Tensor, where: str) -> Tensor:
     g = g if isinstance(g, Tensor) else _new_tensor(_as_array_like(g, out), False, None, 0)
     if g.data.shape != out.data.shape:
         raise RuntimeError(f"{where}: grad has shape {g.data.shape} but the output has shape {out.data.shape}")
+    if backend.get_array_module(g.data) is not backend.get_array_module(out.data):
+        raise RuntimeError(f"{where}: grad is on {g.device} but the output is on {out.device}; "
+                           f"move it with .to({str(out.device)!r})")
     return g
 
 

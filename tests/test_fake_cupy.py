@@ -420,3 +420,15 @@ def test_sync_log_sees_a_hidden_float(fake_cuda):
     SYNCS.clear()
     float(x.data.sum())
     assert SYNCS == ["float()"]
+
+
+def test_backward_with_a_grad_on_another_device_is_a_clear_error(fake_cuda):
+    x = minidl.tensor(np.ones(3), requires_grad=True)
+    y = x * 2.0
+    with pytest.raises(RuntimeError, match=r"backward: grad is on cuda.* but the output is on cpu"):
+        y.backward(minidl.ones(3, device=fake_cuda))
+    with pytest.raises(RuntimeError, match=r"grad: grad is on cuda.* but the output is on cpu"):
+        minidl.grad(y, x, minidl.ones(3, device=fake_cuda))
+    xg = minidl.tensor(np.ones(3), requires_grad=True, device=fake_cuda)
+    with pytest.raises(RuntimeError, match=r"backward: grad is on cpu but the output is on cuda"):
+        (xg * 2.0).backward(minidl.ones(3))
