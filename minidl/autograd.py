@@ -207,6 +207,7 @@ def run_backward(
     heap: list = []
     seen: set[int] = set()
     counter = itertools.count()
+    given: set[int] = set()  # ids of gradients already stored as some leaf's .grad
 
     def deliver(x: Tensor, g: Tensor) -> None:
         if captured is not None and id(x) in captured:
@@ -214,7 +215,12 @@ def run_backward(
         f = x.creator
         if f is None:
             if captured is None and x.requires_grad:
-                x.grad = g if x.grad is None else x.grad + g
+                if x.grad is not None:
+                    x.grad = x.grad + g
+                elif create_graph:
+                    x.grad = g
+                else:
+                    x.grad = _owned_grad(g, given)
             return
         entry = pending.get(id(x))
         if entry is not None:  # f was queued when x's first gradient arrived
@@ -285,6 +291,17 @@ def _default_root_grad(out: Tensor, where: str) -> Tensor:
         )
     xp = backend.get_array_module(out.data)
     return _new_tensor(xp.ones(out.data.shape, dtype=out.data.dtype), False, None, 0)
+
+
+def _owned_grad(g: Tensor, given: set) -> Tensor:
+    """A leaf's first gradient, safe to change in place (``clip_grad_norm_``, optimizers):
+    a view (a read-only broadcast of the upstream gradient, say) or a Tensor that another
+    leaf already holds (both inputs of an add get the same one) is copied."""
+    data = g.data
+    if getattr(data, "base", None) is not None or id(g) in given:
+        g = _new_tensor(data.copy(), False, None, 0)
+    given.add(id(g))
+    return g
 
 
 def _as_grad(g: Any, out: Tensor, where: str) -> Tensor:

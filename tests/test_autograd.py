@@ -244,3 +244,26 @@ def test_function_instance_called_twice_gives_clear_error_on_backward():
     with pytest.raises(RuntimeError, match="Square was called more than once"):
         first.sum().backward()
     del second
+
+
+def test_leaf_gradients_are_owned_arrays_safe_to_change_in_place():
+    # Both inputs of an add receive the same upstream gradient, and sum's backward hands out a
+    # read-only broadcast view: each leaf must still get its own writable array, as in PyTorch.
+    import torch
+
+    from minidl import optim
+
+    a = minidl.tensor(np.arange(3.0), requires_grad=True)
+    b = minidl.tensor(np.ones(3), requires_grad=True)
+    (a + b).sum().backward()
+    assert a.grad is not b.grad and not np.shares_memory(a.grad.data, b.grad.data)
+    norm = optim.clip_grad_norm_([a, b], 0.1)
+    ta = torch.arange(3.0, dtype=torch.float64, requires_grad=True)
+    tb = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    (ta + tb).sum().backward()
+    tnorm = torch.nn.utils.clip_grad_norm_([ta, tb], 0.1)
+    np.testing.assert_allclose(norm.item(), tnorm.item(), rtol=1e-12)
+    np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-12)
+    a.grad.data[0] = 5.0
+    assert b.grad.data[0] != 5.0
