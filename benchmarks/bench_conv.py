@@ -221,26 +221,35 @@ def plot(rows: list, labels: list[str], file: Path, title: str) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def kernel_bench_parser(doc: str, quick_help: str) -> argparse.ArgumentParser:
+    """The command line shared by the kernel benchmarks (this one and bench_matmul.py)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--quick", action="store_true", help="a quarter of the batch, 3 repeats")
+    ap.add_argument("--quick", action="store_true", help=quick_help)
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     ap.add_argument("--threads", type=int, default=None,
                     help="threads for BLAS, Numba and PyTorch alike (default: each library's own)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                     help="cuda: time the GPU contenders only (needs CuPy and a CUDA device)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def cpu_clock_setup(torch, threads: int | None) -> tuple[str, bool, str]:
+    """Apply ``--threads`` to PyTorch; (threads wording, time by CPU clock?, clock wording)."""
+    if threads:
+        torch.set_num_threads(threads)
+    wording = f"{threads} thread(s) per library" if threads else "each library's default threads"
+    cpu_clock = threads == 1
+    return wording, cpu_clock, "process CPU time (one thread per library)" if cpu_clock else "wall time"
+
+
+def main(argv=None) -> int:
+    args = kernel_bench_parser(__doc__, "a quarter of the batch, 3 repeats").parse_args(argv)
     import torch
 
     if args.device == "cuda":
         return main_cuda(torch, 3 if args.quick else args.repeats, args.no_write)
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    threads = f"{args.threads} thread(s) per library" if args.threads else "each library's default threads"
-    cpu_clock = args.threads == 1
-    clock = "process CPU time (one thread per library)" if cpu_clock else "wall time"
+    threads, cpu_clock, clock = cpu_clock_setup(torch, args.threads)
 
     repeats = 3 if args.quick else args.repeats
     scale = 0.25 if args.quick else 1.0

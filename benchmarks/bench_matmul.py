@@ -13,7 +13,6 @@ PyTorch CUDA.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -30,7 +29,9 @@ import numpy as np  # noqa: E402
 
 import minidl.config  # noqa: E402,F401  (registers minidl.kernels in a source checkout)
 from minidl.kernels import matmul_numba  # noqa: E402
-from benchmarks.bench_conv import blocked_medians, gpu_available, numba_first_call  # noqa: E402
+from benchmarks.bench_conv import (  # noqa: E402
+    blocked_medians, cpu_clock_setup, gpu_available, kernel_bench_parser, numba_first_call,
+)
 from benchmarks.report import PLOTS, markdown_table, write_section  # noqa: E402
 
 SIZES = [256, 512, 1024]
@@ -71,25 +72,12 @@ def plot(rows: list, file: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--quick", action="store_true", help="3 repeats")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="threads for BLAS, Numba and PyTorch alike (default: each library's own)")
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                    help="cuda: time the GPU contenders only (needs CuPy and a CUDA device)")
-    args = ap.parse_args(argv)
+    args = kernel_bench_parser(__doc__, "3 repeats").parse_args(argv)
     import torch
 
     if args.device == "cuda":
         return main_cuda(torch, 3 if args.quick else args.repeats, args.no_write)
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    threads = f"{args.threads} thread(s) per library" if args.threads else "each library's default threads"
-    cpu_clock = args.threads == 1
-    clock = "process CPU time (one thread per library)" if cpu_clock else "wall time"
+    threads, cpu_clock, clock = cpu_clock_setup(torch, args.threads)
 
     repeats = 3 if args.quick else args.repeats
     rng = np.random.default_rng(0)
