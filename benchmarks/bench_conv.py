@@ -248,7 +248,8 @@ def main(argv=None) -> int:
     import torch
 
     if args.device == "cuda":
-        return main_cuda(torch, 3 if args.quick else args.repeats, args.no_write)
+        return run_gpu_section("bench_conv", "Convolution (CUDA)", gpu_section, torch,
+                               3 if args.quick else args.repeats, args.no_write)
     threads, cpu_clock, clock = cpu_clock_setup(torch, args.threads)
 
     repeats = 3 if args.quick else args.repeats
@@ -307,15 +308,16 @@ def main(argv=None) -> int:
     return 0
 
 
-def main_cuda(torch, repeats: int, no_write: bool) -> int:
-    """``--device cuda``: the GPU table alone, written to its own RESULTS.md section."""
+def run_gpu_section(script: str, title: str, section, torch, repeats: int, no_write: bool) -> int:
+    """``--device cuda`` of a kernel benchmark: ``section(torch, repeats)``'s table alone,
+    written to its own RESULTS.md section ``title``; exit status 2 without a usable GPU."""
     if not (gpu_available() and torch.cuda.is_available()):
-        print("bench_conv: --device cuda needs CuPy, Numba CUDA and PyTorch CUDA with a GPU", file=sys.stderr)
+        print(f"{script}: --device cuda needs CuPy, Numba CUDA and PyTorch CUDA with a GPU", file=sys.stderr)
         return 2
-    text = gpu_section(torch, repeats)
+    text = section(torch, repeats)
     print(text)
     if not no_write:
-        write_section("Convolution (CUDA)", text)
+        write_section(title, text)
     return 0
 
 

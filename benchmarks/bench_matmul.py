@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import minidl.config  # noqa: E402,F401  (registers minidl.kernels in a source checkout)
 from minidl.kernels import matmul_numba  # noqa: E402
 from benchmarks.bench_conv import (  # noqa: E402
-    blocked_medians, cpu_clock_setup, gpu_available, kernel_bench_parser, numba_first_call,
+    blocked_medians, cpu_clock_setup, kernel_bench_parser, numba_first_call, run_gpu_section,
 )
 from benchmarks.report import PLOTS, markdown_table, write_section  # noqa: E402
 
@@ -76,7 +76,8 @@ def main(argv=None) -> int:
     import torch
 
     if args.device == "cuda":
-        return main_cuda(torch, 3 if args.quick else args.repeats, args.no_write)
+        return run_gpu_section("bench_matmul", "Matmul (CUDA)", gpu_section, torch,
+                               3 if args.quick else args.repeats, args.no_write)
     threads, cpu_clock, clock = cpu_clock_setup(torch, args.threads)
 
     repeats = 3 if args.quick else args.repeats
@@ -116,18 +117,6 @@ def main(argv=None) -> int:
     if not args.no_write:
         plot(rows, PLOTS / "matmul_cpu.png")
         write_section("Matmul", text)
-    return 0
-
-
-def main_cuda(torch, repeats: int, no_write: bool) -> int:
-    """``--device cuda``: the GPU table alone, written to its own RESULTS.md section."""
-    if not (gpu_available() and torch.cuda.is_available()):
-        print("bench_matmul: --device cuda needs CuPy, Numba CUDA and PyTorch CUDA with a GPU", file=sys.stderr)
-        return 2
-    text = gpu_section(torch, repeats)
-    print(text)
-    if not no_write:
-        write_section("Matmul (CUDA)", text)
     return 0
 
 
