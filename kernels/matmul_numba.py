@@ -3,18 +3,32 @@
 minidl's default CPU matmul stays BLAS (``numpy.matmul``); this kernel shows the ideas BLAS
 is built on, one at a time:
 
-* B is packed once, before any arithmetic, into panels of ``_KB`` rows by ``_NB`` columns,
-  each contiguous (``_pack_panels``): the panel B[k0:k0+_KB, j0:j0+_NB] that the inner
-  loops stream is then one block of memory (512 KiB in float32, it stays in the L2
-  cache) instead of ``_KB`` rows spread N floats apart;
-* the rows of C are split into blocks of ``_MB`` handled in parallel, in one ``prange``
-  over the whole product (one launch of the thread pool per matmul): each task owns its
-  rows of C, so there are no races, and walks every panel of B for them;
-* the innermost work updates four rows of C from four rows of the panel at once: a 4 x 4
-  block of A sits in registers, and for each column j the four values of B loaded feed
-  16 multiply-adds into four values of C (one load and one store each), instead of one
-  multiply-add per load/store pair; the loop over j is contiguous and branch-free, which
-  LLVM turns into SIMD fused multiply-adds.
+* **One launch, independent tasks.** The product is cut into a grid of tasks, each owning
+  a block of C (``_task_split``), run by one ``prange``: one wake-up of the thread pool per
+  matmul and no barrier inside it, because each task packs the part of B it reads itself.
+  Waking the parked workers costs tens of microseconds, a sizeable share of a 256 x 256
+  product (about 0.3 ms), so there is no separate parallel packing pass before the compute.
+* **The split follows the shape.** When C is wide, the tasks are column blocks with every
+  row (``n / threads`` columns each, at most ``_NB``), so each column of B is packed once
+  in all; when C is narrow (matrix-vector products, N < ``_MIN_COLS`` per thread), the
+  tasks are row blocks instead, and each packs the same narrow B.
+* **Packing.** A task copies B[k0:k0+_KB, j0:j0+width] into a contiguous panel before
+  using it (``_pack_panel``): the inner loops then stream rows ``width`` floats long,
+  one block of memory (512 KiB in float32, it stays in the L2 cache) instead of ``_KB``
+  rows N floats apart, which for N a power of two would also fall into the same cache
+  sets. Each task zeroes its own block of C, in parallel, just before it accumulates
+  into it.
+* **Register block.** The innermost work updates four rows of C from four rows of the
+  panel at once (``_four_rows``): a 4 x 4 block of A sits in registers, and for each
+  column j the four values of B loaded feed 16 multiply-adds into four values of C (one
+  load and one store each), instead of one multiply-add per load/store pair. The four rows
+  of C (4 x width values) stay in the L1 cache while k runs over the panel.
+* **Wide vectors.** The loop over j is contiguous and branch-free, which LLVM turns into
+  SIMD fused multiply-adds. On CPUs with AVX-512 LLVM's cost model still prefers 256-bit
+  vectors (elsewhere in a program wider ones can slow the clock down); for a loop that
+  is nothing but multiply-adds the 512-bit ones do twice the work per instruction, so
+  the kernel asks for them with LLVM's ``prefer-vector-width`` function attribute
+  (``_prefer_512_bit_vectors``). On other CPUs the attribute changes nothing.
 
 ``fastmath=True`` lets LLVM reassociate the sums (that is what turns the four products per
 C value into a chain of fused multiply-adds and vectorises the loop); the result differs
@@ -24,8 +38,10 @@ from BLAS only by float rounding, as any two summation orders do (the tests boun
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from .numba_threads import prefer_parking_threads
 
@@ -33,9 +49,24 @@ __all__ = ["matmul", "matmul_2d"]
 
 prefer_parking_threads()
 
-_MB = 64    # rows of C per parallel task
-_KB = 256   # depth of a packed panel of B
-_NB = 512   # columns of C per packed panel (a 256 x 512 float32 panel is 512 KiB)
+_MR = 4          # rows of C updated together by the register block
+_KB = 256        # depth of a packed panel of B
+_NB = 512        # most columns of C per task (a 256 x 512 float32 panel is 512 KiB)
+_MIN_COLS = 64   # fewer columns than this per thread: split the rows instead
+
+
+@intrinsic
+def _prefer_512_bit_vectors(typingctx):
+    """Mark the function being compiled with LLVM's ``"prefer-vector-width"="512"``.
+
+    Called inside the parallel loop's body, it lands on the function that holds the inner
+    loops. llvmlite's attribute set only admits the flag-style attributes it knows, so
+    the key-value attribute is added to the underlying set directly."""
+    def codegen(context, builder, signature, args):
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+
+    return types.none(), codegen
 
 
 @njit(cache=True, fastmath=True, inline="always")
@@ -44,7 +75,7 @@ def _four_rows(a, panel, c, i, k0, j0, depth, width):
     c0, c1 = c[i, j0:j0 + width], c[i + 1, j0:j0 + width]
     c2, c3 = c[i + 2, j0:j0 + width], c[i + 3, j0:j0 + width]
     kk = 0
-    while kk + 4 <= depth:  # a 4 x 4 block of A in registers, four B rows streamed once
+    while kk + 4 <= depth:  # a 4 x 4 block of A in registers, four panel rows streamed once
         k = k0 + kk
         b0, b1, b2, b3 = panel[kk], panel[kk + 1], panel[kk + 2], panel[kk + 3]
         a00, a01, a02, a03 = a[i, k], a[i, k + 1], a[i, k + 2], a[i, k + 3]
@@ -73,7 +104,7 @@ def _four_rows(a, panel, c, i, k0, j0, depth, width):
 
 @njit(cache=True, fastmath=True, inline="always")
 def _one_row(a, panel, c, i, k0, j0, depth, width):
-    """C[i, j0:j0+width] += A[i, k0:k0+depth] @ panel[:depth, :width]."""
+    """C[i, j0:j0+width] += A[i, k0:k0+depth] @ panel[:depth, :width] (the last 0-3 rows)."""
     ci = c[i, j0:j0 + width]
     for kk in range(depth):
         ai = a[i, k0 + kk]
@@ -82,50 +113,59 @@ def _one_row(a, panel, c, i, k0, j0, depth, width):
             ci[j] += ai * bk[j]
 
 
-@njit(parallel=True, cache=True)
-def _pack_panels(b, kb, nb):
-    """panels[p, q, :, :] = B[p*kb:(p+1)*kb, q*nb:(q+1)*nb], each panel contiguous (edge
-    panels are only partly filled; the kernel never reads past their real size)."""
-    k_dim, n = b.shape
-    nk, nj = (k_dim + kb - 1) // kb, (n + nb - 1) // nb
-    panels = np.empty((nk, nj, kb, nb), dtype=b.dtype)
-    for pq in prange(nk * nj):
-        p, q = pq // nj, pq % nj
-        k0, j0 = p * kb, q * nb
-        for kk in range(min(kb, k_dim - k0)):
-            for j in range(min(nb, n - j0)):
-                panels[p, q, kk, j] = b[k0 + kk, j0 + j]
-    return panels
+@njit(cache=True, inline="always")
+def _pack_panel(b, panel, k0, j0, depth, width):
+    """panel[:depth, :width] = B[k0:k0+depth, j0:j0+width], row by row into contiguous memory."""
+    for kk in range(depth):
+        panel[kk, :width] = b[k0 + kk, j0:j0 + width]
 
 
-@njit(parallel=True, fastmath=True, cache=True)
-def _matmul_kernel(a, b, c):
+@njit(parallel=True, cache=True, fastmath=True)
+def _matmul_kernel(a, b, c, mb, nb):
+    """C = A @ B, in tasks of ``mb`` rows by ``nb`` columns of C run in one ``prange``."""
     m, k_dim = a.shape
     n = b.shape[1]
-    kb, nb = min(_KB, k_dim), min(_NB, n)
-    panels = _pack_panels(b, kb, nb)  # B packed once, read by every row block
-    n_row_blocks = (m + _MB - 1) // _MB
-    for rb in prange(n_row_blocks):  # each task owns rows i0:i1 of C
-        i0 = rb * _MB
-        i1 = min(i0 + _MB, m)
-        for q in range(panels.shape[1]):
-            j0 = q * nb
-            width = min(nb, n - j0)
-            for p in range(panels.shape[0]):
-                k0 = p * kb
-                depth = min(kb, k_dim - k0)
-                panel = panels[p, q]
-                i = i0
-                while i + 4 <= i1:
-                    _four_rows(a, panel, c, i, k0, j0, depth, width)
-                    i += 4
-                while i < i1:
-                    _one_row(a, panel, c, i, k0, j0, depth, width)
-                    i += 1
+    n_row_tasks = (m + mb - 1) // mb
+    n_col_tasks = (n + nb - 1) // nb
+    for task in prange(n_row_tasks * n_col_tasks):  # each task owns C[i0:i1, j0:j0+width]
+        _prefer_512_bit_vectors()
+        i0 = (task // n_col_tasks) * mb
+        i1 = min(i0 + mb, m)
+        j0 = (task % n_col_tasks) * nb
+        width = min(nb, n - j0)
+        panel = np.empty((min(_KB, k_dim), width), dtype=c.dtype)
+        c[i0:i1, j0:j0 + width] = 0
+        for k0 in range(0, k_dim, _KB):
+            depth = min(_KB, k_dim - k0)
+            _pack_panel(b, panel, k0, j0, depth, width)
+            i = i0
+            while i + _MR <= i1:
+                _four_rows(a, panel, c, i, k0, j0, depth, width)
+                i += _MR
+            while i < i1:
+                _one_row(a, panel, c, i, k0, j0, depth, width)
+                i += 1
+
+
+def _round_up(x: int, step: int) -> int:
+    return (x + step - 1) // step * step
+
+
+def _task_split(m: int, n: int, threads: int) -> tuple[int, int]:
+    """(rows, columns) of C per parallel task for an (m, n) product on ``threads`` threads.
+
+    Wide C: column blocks of ceil(n / threads) columns (a multiple of 16, at most ``_NB``)
+    with all m rows, so that B is packed once in all. Narrow C (fewer than ``_MIN_COLS``
+    columns per thread): row blocks of ceil(m / threads) rows (a multiple of 4) with all
+    columns (at most ``_NB`` per task)."""
+    threads = max(1, threads)
+    if n >= _MIN_COLS * threads:
+        return m, min(_NB, _round_up(-(-n // threads), 16))
+    return max(_MR, _round_up(-(-m // threads), _MR)), min(n, _NB)
 
 
 def matmul_2d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """C (M, N) = A (M, K) @ B (K, N) for 2-D float arrays of one dtype."""
+    """C (M, N) = A (M, K) @ B (K, N) for 2-D arrays; integer inputs are computed in float64."""
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
         raise ValueError(f"matmul_2d: expected (M, K) @ (K, N), got {a.shape} @ {b.shape}")
     dtype = np.result_type(a.dtype, b.dtype)
@@ -133,9 +173,13 @@ def matmul_2d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         dtype = np.dtype(np.float64)
     a = np.ascontiguousarray(a, dtype=dtype)
     b = np.ascontiguousarray(b, dtype=dtype)
-    c = np.zeros((a.shape[0], b.shape[1]), dtype=dtype)
-    if c.size and a.shape[1]:
-        _matmul_kernel(a, b, c)
+    m, k_dim = a.shape
+    n = b.shape[1]
+    if m * n == 0 or k_dim == 0:
+        return np.zeros((m, n), dtype=dtype)
+    c = np.empty((m, n), dtype=dtype)  # every task zeroes its own block
+    mb, nb = _task_split(m, n, numba.get_num_threads())
+    _matmul_kernel(a, b, c, mb, nb)
     return c
 
 

@@ -7,19 +7,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 matmul_numba = pytest.importorskip("minidl.kernels.matmul_numba", reason="Numba is not installed")
+numba = pytest.importorskip("numba", reason="Numba is not installed")
+
+
+def _assert_matches_blas(a, b, c):
+    tol = 1e-4 if c.dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(c, a @ b, rtol=tol, atol=tol * np.sqrt(max(a.shape[1], 1)))
 
 
 @settings(max_examples=25, deadline=None)
 @given(m=st.integers(1, 70), k=st.integers(1, 300), n=st.integers(1, 530), dtype=st.sampled_from(["float32", "float64"]))
 def test_blocked_matmul_matches_blas_on_odd_sizes(m, k, n, dtype):
-    """Sizes straddle the 4-row register tile and the k/j panels (256, 512)."""
+    """Sizes straddle the 4-row register block, the k panel (256), the column tasks and the
+    switch from column to row tasks (64 columns per thread)."""
     rng = np.random.default_rng(m * 1000 + n)
     a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
     c = matmul_numba.matmul_2d(a, b)
     assert c.dtype == np.dtype(dtype)
-    tol = 1e-4 if dtype == "float32" else 1e-11
-    np.testing.assert_allclose(c, a @ b, rtol=tol, atol=tol * np.sqrt(k))
+    assert c.shape == (m, n)
+    _assert_matches_blas(a, b, c)
 
 
 @pytest.mark.parametrize(
@@ -38,6 +45,8 @@ def test_matmul_follows_numpy_shape_rules(a_shape, b_shape):
 def test_matmul_rejects_misaligned_shapes_naming_them():
     with pytest.raises(ValueError, match=r"\(2, 3\) @ \(4, 5\)"):
         matmul_numba.matmul(np.ones((2, 3)), np.ones((4, 5)))
+    with pytest.raises(ValueError, match=r"matmul_2d: expected \(M, K\) @ \(K, N\), got \(2, 3\) @ \(2, 3\)"):
+        matmul_numba.matmul_2d(np.ones((2, 3)), np.ones((2, 3)))
 
 
 def test_non_contiguous_inputs_are_handled():
@@ -47,22 +56,102 @@ def test_non_contiguous_inputs_are_handled():
     np.testing.assert_allclose(matmul_numba.matmul_2d(a, b), a @ b, rtol=1e-12, atol=1e-12)
 
 
-def test_packed_panels_hold_b_block_by_block():
-    """Each packed panel is the block of B it stands for, edge panels included."""
+@pytest.mark.parametrize("m, k, n", [(0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0)])
+def test_empty_products_are_zero_filled_with_the_right_shape(m, k, n):
+    for dtype in (np.float32, np.float64):
+        c = matmul_numba.matmul_2d(np.ones((m, k), dtype), np.ones((k, n), dtype))
+        assert c.shape == (m, n) and c.dtype == dtype
+        assert not np.any(c)
+
+
+@pytest.mark.parametrize("m, k, n", [(1, 700, 1), (1, 300, 517), (517, 300, 1), (9, 1, 300), (300, 1, 9), (2, 2, 2)])
+def test_vector_like_and_depth_one_shapes_match_blas(m, k, n):
+    """1 x K rows, K x 1 columns, K = 1: the row-task split and every tail loop."""
+    rng = np.random.default_rng(m + 7 * k + 13 * n)
+    for dtype in (np.float32, np.float64):
+        a = rng.standard_normal((m, k)).astype(dtype)
+        b = rng.standard_normal((k, n)).astype(dtype)
+        _assert_matches_blas(a, b, matmul_numba.matmul_2d(a, b))
+
+
+def test_integer_inputs_are_computed_in_float64():
+    a = np.arange(12).reshape(3, 4)
+    b = np.arange(8).reshape(4, 2)
+    c = matmul_numba.matmul_2d(a, b)
+    assert c.dtype == np.float64
+    np.testing.assert_array_equal(c, (a @ b).astype(np.float64))
+
+
+@pytest.mark.parametrize(
+    "m, n, threads, expected",
+    [
+        (256, 256, 2, (256, 128)),    # wide: one column block per thread, all rows
+        (1024, 1024, 2, (1024, 512)),  # at most _NB columns per task: four tasks
+        (300, 300, 2, (300, 160)),    # ceil(300 / 2) = 150, rounded up to a multiple of 16
+        (256, 256, 1, (256, 256)),    # one thread: one task
+        (256, 128, 2, (256, 64)),     # exactly 64 columns per thread: still columns
+        (256, 127, 2, (128, 127)),    # narrower: row blocks instead
+        (1000, 1, 2, (500, 1)),       # matrix-vector: rows split in two
+        (5, 1, 4, (4, 1)),            # at least one 4-row block per task
+        (3, 2000, 1, (3, 512)),       # one thread, very wide: column blocks of _NB
+    ],
+)
+def test_task_split_follows_the_shape(m, n, threads, expected):
+    assert matmul_numba._task_split(m, n, threads) == expected
+
+
+@pytest.mark.parametrize("m, k, n", [(256, 64, 256), (256, 64, 127), (131, 517, 1030), (37, 260, 129)])
+def test_every_thread_count_gives_the_same_product(m, k, n):
+    """The task grid changes with the thread count; the product must not (beyond rounding)."""
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((m, k))
+    b = rng.standard_normal((k, n))
+    ref = a @ b
+    saved = numba.get_num_threads()
+    try:
+        for threads in range(1, numba.config.NUMBA_NUM_THREADS + 1):
+            numba.set_num_threads(threads)
+            np.testing.assert_allclose(matmul_numba.matmul_2d(a, b), ref, rtol=1e-11, atol=1e-11)
+    finally:
+        numba.set_num_threads(saved)
+
+
+def test_every_task_split_covers_c_exactly_once():
+    """Any (rows, columns) task grid, even ones _task_split never picks, fills all of C."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((23, 270)).astype(np.float32)
+    b = rng.standard_normal((270, 45)).astype(np.float32)
+    for mb, nb in [(4, 16), (5, 7), (23, 45), (8, 45), (23, 1), (100, 100)]:
+        c = np.full((23, 45), np.nan, np.float32)  # a block left out stays NaN
+        matmul_numba._matmul_kernel(a, b, c, mb, nb)
+        _assert_matches_blas(a, b, c)
+
+
+def test_packed_panel_holds_the_block_of_b():
     rng = np.random.default_rng(2)
     b = rng.standard_normal((300, 530)).astype(np.float32)
-    kb, nb = 256, 512
-    panels = matmul_numba._pack_panels(b, kb, nb)
-    assert panels.shape == (2, 2, kb, nb)
-    for p in range(2):
-        for q in range(2):
-            block = b[p * kb:(p + 1) * kb, q * nb:(q + 1) * nb]
-            np.testing.assert_array_equal(panels[p, q, :block.shape[0], :block.shape[1]], block)
+    panel = np.zeros((256, 100), np.float32)
+    matmul_numba._pack_panel(b, panel, 256, 430, 44, 100)  # the bottom-right edge block
+    np.testing.assert_array_equal(panel[:44], b[256:300, 430:530])
+    assert not np.any(panel[44:])
 
 
 def test_many_row_blocks_and_panels_match_blas():
-    """More row blocks than threads, several k and j panels, rows not a multiple of 4."""
+    """Several k panels and column tasks, rows not a multiple of 4."""
     rng = np.random.default_rng(3)
     a = rng.standard_normal((131, 517))
     b = rng.standard_normal((517, 1030))
     np.testing.assert_allclose(matmul_numba.matmul_2d(a, b), a @ b, rtol=1e-11, atol=1e-11)
+
+
+def test_wide_vector_request_reaches_the_compiled_function():
+    """The kernel's request for 512-bit vectors is an attribute of the compiled function."""
+
+    @numba.njit
+    def scaled(x):
+        matmul_numba._prefer_512_bit_vectors()
+        return 2.0 * x
+
+    assert scaled(1.5) == 3.0
+    llvm_ir = "\n".join(scaled.inspect_llvm().values())
+    assert '"prefer-vector-width"="512"' in llvm_ir
