@@ -97,6 +97,19 @@ def _inside_span(out_size, size, kernel, stride, pad, dilation):
 
 
 @njit(cache=True, inline="always")
+def _pick(best, at, v, v_at):
+    """The winner of two candidates, v coming later in the window: v if v > best or v is NaN.
+
+    Read as "the maximum under the order NaN above all numbers, the later NaN above the
+    earlier, the earlier of equal numbers above the later", this is one choice from a total
+    order, so candidates may be combined as a tree (independent comparisons, shorter
+    dependency chains) as long as each combination puts the earlier one first.
+    """
+    take = (v > best) | (v != v)
+    return (v if take else best), (v_at if take else at)
+
+
+@njit(cache=True, inline="always")
 def _max_inside(xp, yp, ip, oh, ow, top, left, kh, kw, dh, dw):
     """One window wholly inside the plane: no bounds tests, the running maximum by selects."""
     w = xp.shape[1]
@@ -105,10 +118,7 @@ def _max_inside(xp, yp, ip, oh, ow, top, left, kh, kw, dh, dw):
     for i in range(kh):
         row = xp[top + i * dh]
         for j in range(kw):
-            v = row[left + j * dw]
-            take = (v > best) | (v != v)  # v != v: a NaN wins, as in PyTorch
-            best = v if take else best
-            offset = i * dh * w + j * dw if take else offset
+            best, offset = _pick(best, offset, row[left + j * dw], i * dh * w + j * dw)
     yp[oh, ow] = best
     ip[oh, ow] = top * w + left + offset
 
@@ -157,7 +167,7 @@ def _max_forward_plane(xp, yp, ip, kh, kw, sh, sw, ph, pw, dh, dw):
 
 @njit(cache=True, inline="always")
 def _max_2x2_plane(xp, yp, ip):
-    """2x2 windows, stride 2, no padding: four taps written out, offsets kept as constants."""
+    """2x2 windows, stride 2, no padding: four taps written out as a tree of picks."""
     w = xp.shape[1]
     out_h, out_w = yp.shape
     for oh in range(out_h):
@@ -167,22 +177,50 @@ def _max_2x2_plane(xp, yp, ip):
         i_row = ip[oh]
         corner = 2 * oh * w
         for ow in range(out_w):
-            best = top[2 * ow]
-            at = 0
-            v = top[2 * ow + 1]
-            take = (v > best) | (v != v)  # v != v: a NaN wins, as in PyTorch
-            best = v if take else best
-            at = 1 if take else at
-            v = bottom[2 * ow]
-            take = (v > best) | (v != v)
-            best = v if take else best
-            at = w if take else at
-            v = bottom[2 * ow + 1]
-            take = (v > best) | (v != v)
-            best = v if take else best
-            at = w + 1 if take else at
+            left = 2 * ow
+            upper, upper_at = _pick(top[left], 0, top[left + 1], 1)
+            lower, lower_at = _pick(bottom[left], w, bottom[left + 1], w + 1)
+            best, at = _pick(upper, upper_at, lower, lower_at)
             y_row[ow] = best
-            i_row[ow] = corner + 2 * ow + at
+            i_row[ow] = corner + left + at
+
+
+@njit(cache=True, inline="always")
+def _max_3x3_stride2_pad1_plane(xp, yp, ip):
+    """3x3 windows, stride 2, padding 1: the windows inside the plane written out, three rows
+    at a time; the first row/column of windows (and the last, for even sizes) reach into the
+    padding and take the checked loop."""
+    w = xp.shape[1]
+    out_h, out_w = yp.shape
+    row_lo, row_hi = _inside_span(out_h, xp.shape[0], 3, 2, 1, 1)
+    col_lo, col_hi = _inside_span(out_w, w, 3, 2, 1, 1)
+    for oh in range(out_h):
+        top = 2 * oh - 1
+        if not row_lo <= oh < row_hi:
+            for ow in range(out_w):
+                _max_border(xp, yp, ip, oh, ow, top, 2 * ow - 1, 3, 3, 1, 1)
+            continue
+        for ow in range(col_lo):
+            _max_border(xp, yp, ip, oh, ow, top, 2 * ow - 1, 3, 3, 1, 1)
+        r0 = xp[top]
+        r1 = xp[top + 1]
+        r2 = xp[top + 2]
+        y_row = yp[oh]
+        i_row = ip[oh]
+        for ow in range(col_lo, col_hi):
+            left = 2 * ow - 1
+            a, a_at = _pick(r0[left], 0, r0[left + 1], 1)
+            a, a_at = _pick(a, a_at, r0[left + 2], 2)
+            b, b_at = _pick(r1[left], w, r1[left + 1], w + 1)
+            b, b_at = _pick(b, b_at, r1[left + 2], w + 2)
+            c, c_at = _pick(r2[left], 2 * w, r2[left + 1], 2 * w + 1)
+            c, c_at = _pick(c, c_at, r2[left + 2], 2 * w + 2)
+            a, a_at = _pick(a, a_at, b, b_at)
+            a, a_at = _pick(a, a_at, c, c_at)
+            y_row[ow] = a
+            i_row[ow] = top * w + left + a_at
+        for ow in range(col_hi, out_w):
+            _max_border(xp, yp, ip, oh, ow, top, 2 * ow - 1, 3, 3, 1, 1)
 
 
 @njit(cache=True)
@@ -193,7 +231,7 @@ def _max_forward_planes(x, y, indices, first, last, code, kh, kw, sh, sw, ph, pw
             _max_2x2_plane(x[p], y[p], indices[p])
     elif code == _K3_S2_P1:
         for p in range(first, last):
-            _max_forward_plane(x[p], y[p], indices[p], 3, 3, 2, 2, 1, 1, 1, 1)
+            _max_3x3_stride2_pad1_plane(x[p], y[p], indices[p])
     else:
         for p in range(first, last):
             _max_forward_plane(x[p], y[p], indices[p], kh, kw, sh, sw, ph, pw, dh, dw)
