@@ -123,7 +123,7 @@ def _max_inside(xp, yp, ip, oh, ow, top, left, kh, kw, dh, dw):
     ip[oh, ow] = top * w + left + offset
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)  # not inlined: few windows take it, and each copy costs compile time
 def _max_border(xp, yp, ip, oh, ow, top, left, kh, kw, dh, dw):
     """One window that may reach into the padding: taps outside the plane are skipped."""
     h, w = xp.shape
@@ -308,7 +308,7 @@ def _avg_inside(xp, yp, oh, ow, top, left, kh, kw, zero):
     yp[oh, ow] = total / (kh * kw)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)  # not inlined: few windows take it, and each copy costs compile time
 def _avg_border(xp, yp, oh, ow, top, left, kh, kw, sh, sw, ph, pw, count_include_pad, zero):
     h, w = xp.shape
     total = zero
