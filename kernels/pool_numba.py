@@ -13,23 +13,29 @@ The inputs are seen as (N*C, H, W) stacks of planes; iteration p reads and write
 p, so the backward scatter of max pooling (several outputs may pick the same input) is
 race-free without atomics.
 
-Speed comes from three things, all measured on 2 cores (numbers in ``SERIAL_BELOW``):
+Speed comes from four things:
 
-* Windows that lie wholly inside the image take a loop with no bounds tests, and the
-  running maximum is kept with selects instead of branches; only the border windows of a
-  padded pooling take the checked loop.
-* The windows real networks use (2x2 stride 2; 3x3 stride 2 padding 1) are passed to the
-  same plane functions as literal constants, so that after inlining the compiler sees fixed
-  trip counts and unrolls the window into straight-line code.
-* The backward zeroes each plane of the input gradient just before scattering into it,
+* Windows wholly inside the plane take a loop with no bounds tests, and the running
+  maximum is kept with selects (``_pick``) instead of branches; only the border windows of
+  a padded pooling take the checked loop.
+* The two max-pooling windows real networks use most are written out: 2x2 stride 2 (LeNet,
+  VGG) and 3x3 stride 2 padding 1 (the ResNet stem), their taps combined as a tree of
+  picks at constant offsets from the window's corner.  Average pooling's 2x2 stride 2 gets
+  the general loop with literal sizes, which the compiler unrolls.
+* The max backward zeroes each plane of the input gradient just before scattering into it,
   while the plane is in the cache, rather than the whole array up front; with
   non-overlapping windows (stride = kernel, no padding, no dilation) each input receives at
-  most one gradient, which is stored rather than added.  Average pooling over such windows
-  writes every input element exactly once (its share of the gradient, or zero past the
-  last whole window).
+  most one gradient, which is stored rather than added.  The average backward over such
+  windows writes every input element exactly once (its share of the gradient, or zero past
+  the last whole window).
+* Small stacks of planes run on one thread (``SERIAL_BELOW``): these kernels run between
+  multithreaded BLAS calls, and for LeNet's sizes waking the thread pool costs about what
+  it saves.
 
-Small stacks of planes run serially: these kernels run between multithreaded BLAS calls,
-and waking the thread pool for a few hundred microseconds of work costs more than it saves.
+Measured on 2 shared cores, float32, medians against the previous generic kernels: 2x2/2
+max forward on (64, 6, 28, 28) 1.3-2.0 ms -> 0.25-0.37 ms, its backward 0.5-0.6 ms ->
+0.2-0.34 ms; on (32, 64, 32, 32), forward + backward, 2x2/2 max 9.9 -> 3.3 ms, 3x3/2 pad 1
+max 15.7 -> 7.6 ms, 2x2/2 average 9.2 -> 1.9 ms.
 """
 from __future__ import annotations
 
@@ -40,6 +46,8 @@ from .numba_threads import prefer_parking_threads
 from .window import conv_output_hw
 
 __all__ = ["max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"]
+
+Pair = tuple[int, int]
 
 prefer_parking_threads()
 
@@ -429,7 +437,9 @@ def _avg_backward_parallel(gy, gx, chunks, tile_h, tile_w, kh, kw, sh, sw, ph, p
 # ------------------------------------------------------------------------- public functions
 
 
-def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
+def max_pool2d_forward(
+    x: np.ndarray, kernel_hw: Pair, stride: Pair, padding: Pair, dilation: Pair
+) -> tuple[np.ndarray, np.ndarray]:
     """(y, indices): max over each window of x (N, C, H, W); indices are int64 h*W+w.
 
     y and indices are (N, C, H_out, W_out) with the output size of :mod:`window`.
@@ -448,7 +458,15 @@ def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
     return y.reshape(n, c, out_h, out_w), indices.reshape(n, c, out_h, out_w)
 
 
-def max_pool2d_backward(gy, indices, in_hw, kernel_hw=None, stride=None, padding=None, dilation=None):
+def max_pool2d_backward(
+    gy: np.ndarray,
+    indices: np.ndarray,
+    in_hw: Pair,
+    kernel_hw: Pair | None = None,
+    stride: Pair | None = None,
+    padding: Pair | None = None,
+    dilation: Pair | None = None,
+) -> np.ndarray:
     """gx (N, C, H, W): each gy[n,c,oh,ow] added at x[n, c, indices[n,c,oh,ow]].
 
     gy and indices are (N, C, H_out, W_out), indices as ``max_pool2d_forward`` returned them
@@ -469,7 +487,9 @@ def max_pool2d_backward(gy, indices, in_hw, kernel_hw=None, stride=None, padding
     return gx.reshape(n, c, h, w)
 
 
-def avg_pool2d_forward(x, kernel_hw, stride, padding, count_include_pad=True):
+def avg_pool2d_forward(
+    x: np.ndarray, kernel_hw: Pair, stride: Pair, padding: Pair, count_include_pad: bool = True
+) -> np.ndarray:
     """y (N, C, H_out, W_out): mean over each window of x (N, C, H, W) (zero padding)."""
     n, c, h, w = x.shape
     out_h, out_w = conv_output_hw((h, w), kernel_hw, stride, padding, (1, 1))
@@ -484,7 +504,9 @@ def avg_pool2d_forward(x, kernel_hw, stride, padding, count_include_pad=True):
     return y.reshape(n, c, out_h, out_w)
 
 
-def avg_pool2d_backward(gy, in_hw, kernel_hw, stride, padding, count_include_pad=True):
+def avg_pool2d_backward(
+    gy: np.ndarray, in_hw: Pair, kernel_hw: Pair, stride: Pair, padding: Pair, count_include_pad: bool = True
+) -> np.ndarray:
     """gx (N, C, H, W): every window of gy (N, C, H_out, W_out) spreads gy/D over its taps."""
     n, c = gy.shape[:2]
     h, w = in_hw
