@@ -17,6 +17,7 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.5",
         "scikit-learn>=1.2",
+        "threadpoolctl>=3.1",
     ],
     extras_require={
         "test": [

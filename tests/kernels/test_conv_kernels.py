@@ -175,8 +175,62 @@ def test_numba_stride1_takes_strided_views_and_small_pieces(monkeypatch, budget,
     g = {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1}
     ref = _run(conv_numpy, x, w, gy, g)
     monkeypatch.setattr(conv_numba, "_COLUMN_BUDGET_BYTES", budget)
-    rows = conv_numba._ShiftedRows(x.shape, (3, 3), (1, 1), (1, 1), np.float32)
+    rows = conv_numba._PhaseRows(x.shape, (3, 3), (1, 1), (1, 1), (1, 1), np.float32)
     assert (rows.images, rows.band) == plan
+    for mine, want in zip(_run(conv_numba, x, w, gy, g), ref):
+        assert mine.dtype == np.float32
+        np.testing.assert_allclose(mine, want, rtol=1e-5, atol=1e-5)
+
+
+@st.composite
+def _few_channel_geometry(draw):
+    g = draw(conv_geometry())
+    groups = g["groups"]
+    cg = draw(st.integers(1, 3))  # the direct kernels' range: at most 3 input channels per group
+    n, _, h, w = g["x_shape"]
+    g["x_shape"] = (n, cg * groups, h, w)
+    g["w_shape"] = (g["w_shape"][0], cg) + tuple(g["w_shape"][2:])
+    return g
+
+
+@pytest.mark.skipif(conv_numba is None, reason="Numba is not installed")
+@settings(max_examples=30, deadline=None)
+@given(g=_few_channel_geometry())
+def test_numba_direct_kernels_match_torch_and_the_gemm_path(g):
+    """Few input channels per group take the direct kernels (no columns); they must equal
+    PyTorch and the columns + GEMM path on every geometry, strides and dilations included."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(g["x_shape"])
+    w = rng.standard_normal(g["w_shape"])
+    out_hw = conv_output_hw(x.shape[2:], w.shape[2:], g["stride"], g["padding"], g["dilation"])
+    gy = rng.standard_normal((x.shape[0], w.shape[0]) + out_hw)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv_numba, "_DIRECT_MAX_CHANNELS", 3)  # by default only 1 (measured)
+        assert conv_numba._direct_pays(w.shape)
+        direct = _run(conv_numba, x, w, gy, g)
+    for mine, ref in zip(direct, _torch_conv(x, w, gy, g)):
+        assert mine.shape == ref.shape and mine.dtype == np.float64
+        np.testing.assert_allclose(mine, ref, rtol=1e-10, atol=1e-10)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv_numba, "_DIRECT", False)
+        assert not conv_numba._direct_pays(w.shape)
+        gemm = _run(conv_numba, x, w, gy, g)
+    for mine, ref in zip(direct, gemm):
+        np.testing.assert_allclose(mine, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.skipif(conv_numba is None, reason="Numba is not installed")
+def test_numba_direct_forward_walks_bands_of_output_rows(monkeypatch):
+    """An accumulator shorter than the output (a large image) is filled band by band."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 2, 11, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    g = {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "groups": 1}
+    out_hw = conv_output_hw(x.shape[2:], w.shape[2:], (1, 1), (1, 1), (1, 1))
+    gy = rng.standard_normal((3, 4) + out_hw).astype(np.float32)
+    ref = _run(conv_numpy, x, w, gy, g)
+    monkeypatch.setattr(conv_numba, "_DIRECT_MAX_CHANNELS", 2)
+    monkeypatch.setattr(conv_numba, "_DIRECT_ACC", 25)  # two wide rows of 11 per band
     for mine, want in zip(_run(conv_numba, x, w, gy, g), ref):
         assert mine.dtype == np.float32
         np.testing.assert_allclose(mine, want, rtol=1e-5, atol=1e-5)
