@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+from . import host_memory  # noqa: F401  (first: glibc keeps freed memory for reuse, see there)
 from . import backend
 from .tensor import Tensor
 from .autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
