@@ -32,13 +32,15 @@ def test_max_pool_kernels_match_torch(path, g):
     y, indices = path.max_pool2d_forward(x, *geo)
     tx = torch.tensor(x, requires_grad=True)
     ty, t_indices = torch.nn.functional.max_pool2d(tx, *geo, return_indices=True)
-    gy = rng.standard_normal(y.shape)
-    ty.backward(torch.tensor(gy))
     np.testing.assert_array_equal(y, ty.detach().numpy())
     # A window wholly in the padding (see the test below) gets an arbitrary PyTorch index
-    # that its backward then follows into a neighbouring plane; compare the others only.
+    # that PyTorch's backward then follows out of the plane, writing outside its gradient
+    # buffer (the process aborted now and then); compare the others only, and never run
+    # PyTorch's backward on such a geometry.
     assume(np.isfinite(y).all())
     np.testing.assert_array_equal(indices, t_indices.numpy())
+    gy = rng.standard_normal(y.shape)
+    ty.backward(torch.tensor(gy))
     gx = path.max_pool2d_backward(gy, indices, x.shape[2:], *geo)
     np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
