@@ -18,8 +18,8 @@ def _assert_matches_blas(a, b, c):
 @settings(max_examples=25, deadline=None)
 @given(m=st.integers(1, 70), k=st.integers(1, 300), n=st.integers(1, 530), dtype=st.sampled_from(["float32", "float64"]))
 def test_blocked_matmul_matches_blas_on_odd_sizes(m, k, n, dtype):
-    """Sizes straddle the 4-row register block, the k panel (256), the column tasks and the
-    switch from column to row tasks (64 columns per thread)."""
+    """Sizes straddle the 4-row register block, the k panel (256), the 512-column panel and
+    the switch from row to column tasks (16 rows per thread)."""
     rng = np.random.default_rng(m * 1000 + n)
     a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
@@ -66,7 +66,7 @@ def test_empty_products_are_zero_filled_with_the_right_shape(m, k, n):
 
 @pytest.mark.parametrize("m, k, n", [(1, 700, 1), (1, 300, 517), (517, 300, 1), (9, 1, 300), (300, 1, 9), (2, 2, 2)])
 def test_vector_like_and_depth_one_shapes_match_blas(m, k, n):
-    """1 x K rows, K x 1 columns, K = 1: the row-task split and every tail loop."""
+    """1 x K rows, K x 1 columns, K = 1: the column-task split and every tail loop."""
     rng = np.random.default_rng(m + 7 * k + 13 * n)
     for dtype in (np.float32, np.float64):
         a = rng.standard_normal((m, k)).astype(dtype)
@@ -85,22 +85,23 @@ def test_integer_inputs_are_computed_in_float64():
 @pytest.mark.parametrize(
     "m, n, threads, expected",
     [
-        (256, 256, 2, (256, 128)),    # wide: one column block per thread, all rows
-        (1024, 1024, 2, (1024, 512)),  # at most _NB columns per task: four tasks
-        (300, 300, 2, (300, 160)),    # ceil(300 / 2) = 150, rounded up to a multiple of 16
+        (256, 256, 2, (128, 256)),    # one row block per thread, all columns
+        (1024, 1024, 2, (512, 512)),  # at most _NB columns per task: four tasks
+        (300, 300, 2, (152, 300)),    # ceil(300 / 2) = 150, rounded up to a multiple of 4
         (256, 256, 1, (256, 256)),    # one thread: one task
-        (256, 128, 2, (256, 64)),     # exactly 64 columns per thread: still columns
-        (256, 127, 2, (128, 127)),    # narrower: row blocks instead
+        (3, 2000, 1, (4, 512)),       # one thread, very wide: column blocks of _NB
+        (32, 256, 2, (16, 256)),      # exactly 16 rows per thread: still rows
+        (31, 256, 2, (31, 128)),      # fewer: column blocks with every row instead
+        (1, 300, 2, (1, 160)),        # a row vector: ceil(300 / 2) = 150, rounded up to 16
         (1000, 1, 2, (500, 1)),       # matrix-vector: rows split in two
-        (5, 1, 4, (4, 1)),            # at least one 4-row block per task
-        (3, 2000, 1, (3, 512)),       # one thread, very wide: column blocks of _NB
+        (2, 2, 4, (2, 16)),           # tiny: a single task
     ],
 )
 def test_task_split_follows_the_shape(m, n, threads, expected):
     assert matmul_numba._task_split(m, n, threads) == expected
 
 
-@pytest.mark.parametrize("m, k, n", [(256, 64, 256), (256, 64, 127), (131, 517, 1030), (37, 260, 129)])
+@pytest.mark.parametrize("m, k, n", [(256, 64, 256), (31, 64, 300), (131, 517, 1030), (37, 260, 129), (3, 40, 600)])
 def test_every_thread_count_gives_the_same_product(m, k, n):
     """The task grid changes with the thread count; the product must not (beyond rounding)."""
     rng = np.random.default_rng(4)
