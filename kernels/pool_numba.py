@@ -472,13 +472,14 @@ def max_pool2d_backward(
     gy and indices are (N, C, H_out, W_out), indices as ``max_pool2d_forward`` returned them
     for the same window geometry.  With non-overlapping windows (stride = kernel, no padding
     or dilation) each input receives at most one gradient, which is then stored instead of
-    added; without the geometry the windows are assumed to overlap.
+    added; without the whole geometry the windows are assumed to overlap.
     """
     n, c = gy.shape[:2]
     h, w = in_hw
     gys = _planes(gy)
     index_planes = _planes(np.asarray(indices, dtype=np.int64))
-    overlap = kernel_hw is None or not _non_overlapping(kernel_hw, stride, padding, dilation)
+    geometry = (kernel_hw, stride, padding, dilation)
+    overlap = any(part is None for part in geometry) or not _non_overlapping(*geometry)
     gx = np.empty((n * c, h, w), dtype=gys.dtype)
     if gx.size < SERIAL_BELOW:
         _max_backward_planes(gys, index_planes, gx, 0, n * c, overlap, gys.dtype.type(0))
