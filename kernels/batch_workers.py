@@ -50,7 +50,7 @@ def blas_threads() -> int:
     handle = _blas_handle()
     if not handle:
         return 1
-    counts = [lib.num_threads for lib in handle.lib_controllers]
+    counts = [lib.get_num_threads() for lib in handle.lib_controllers]
     return max(counts) if counts else 1
 
 
@@ -70,12 +70,19 @@ def run_shares(n: int, job: Callable[[int, int], T]) -> list[T]:
             _pool_size = workers - 1
             _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix="minidl-batch")
         bounds = [n * i // workers for i in range(workers + 1)]
-        with _blas_handle().limit(limits=1):
+        libs = _blas_handle().lib_controllers
+        saved = [lib.get_num_threads() for lib in libs]
+        for lib in libs:
+            lib.set_num_threads(1)
+        try:
             futures = [_pool.submit(job, bounds[i], bounds[i + 1]) for i in range(1, workers)]
             try:
                 first = job(bounds[0], bounds[1])
             finally:  # never leave a worker writing into buffers after an error here
                 rest = [f.result() for f in futures]
             return [first] + rest
+        finally:
+            for lib, threads in zip(libs, saved):
+                lib.set_num_threads(threads)
     finally:
         _lock.release()

@@ -117,12 +117,15 @@ def _times_ms(models: list, X: np.ndarray, repeats: int) -> list[float]:
 
 def held_bytes(fn: Callable[[], Any]) -> int:
     """Bytes still allocated (NumPy arrays included, via tracemalloc) while the output of
-    ``fn()`` is alive: the output plus everything its recorded graph keeps."""
+    ``fn()`` is alive: the output plus everything its recorded graph keeps.  A full
+    collection before each reading empties the interpreter's free lists (spare tuples,
+    frames, floats), which tracemalloc would otherwise count as held."""
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         out = fn()
+        gc.collect()
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
