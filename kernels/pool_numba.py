@@ -155,6 +155,7 @@ def _max_border(xp, yp, ip, oh, ow, top, left, kh, kw, dh, dw):
 
 @njit(cache=True, inline="always")
 def _max_forward_plane(xp, yp, ip, kh, kw, sh, sw, ph, pw, dh, dw):
+    """Any window geometry: the windows inside the plane without bounds tests, the rest checked."""
     h, w = xp.shape
     out_h, out_w = yp.shape
     row_lo, row_hi = _inside_span(out_h, h, kh, sh, ph, dh)
@@ -195,9 +196,12 @@ def _max_2x2_plane(xp, yp, ip):
 
 @njit(cache=True, inline="always")
 def _max_3x3_stride2_pad1_plane(xp, yp, ip):
-    """3x3 windows, stride 2, padding 1: the windows inside the plane written out, three rows
-    at a time; the first row/column of windows (and the last, for even sizes) reach into the
-    padding and take the checked loop."""
+    """3x3 windows, stride 2, padding 1: the windows inside the plane written out.
+
+    Three input rows at a time, each row's three taps picked first, then the rows.  The
+    first row and column of windows (and the last, for odd sizes) reach into the padding
+    and take the checked loop.
+    """
     w = xp.shape[1]
     out_h, out_w = yp.shape
     row_lo, row_hi = _inside_span(out_h, xp.shape[0], 3, 2, 1, 1)
