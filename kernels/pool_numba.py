@@ -313,6 +313,7 @@ def _divisor(oh, ow, h, w, kh, kw, sh, sw, ph, pw, count_include_pad):
 
 @njit(cache=True, inline="always")
 def _avg_inside(xp, yp, oh, ow, top, left, kh, kw, zero):
+    """One window wholly inside the plane: every tap counts, D = kh*kw, no bounds tests."""
     total = zero
     for i in range(kh):
         for j in range(kw):
@@ -337,6 +338,7 @@ def _avg_border(xp, yp, oh, ow, top, left, kh, kw, sh, sw, ph, pw, count_include
 
 @njit(cache=True, inline="always")
 def _avg_forward_plane(xp, yp, kh, kw, sh, sw, ph, pw, count_include_pad, zero):
+    """The windows inside the plane without bounds tests, the border windows checked."""
     h, w = xp.shape
     out_h, out_w = yp.shape
     row_lo, row_hi = _inside_span(out_h, h, kh, sh, ph, 1)
