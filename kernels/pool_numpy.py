@@ -6,7 +6,7 @@ loop over pixels):
 
     max:  y[n,c,oh,ow] = max_{i,j} x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]   (pad = -inf)
           indices[n,c,oh,ow] = ih*W + iw of that maximum in the unpadded plane (as PyTorch's
-          ``return_indices``), or -1 for a window lying wholly in the padding (its output is
+          ``return_indices``: the first maximum on ties, the last NaN if any), or -1 for a window lying wholly in the padding (its output is
           -inf); the gradient sends gy[n,c,oh,ow] to x[n, c, indices]:
           gx[n,c,h,w] = sum over outputs whose index is h*W+w of gy.
     avg:  y[n,c,oh,ow] = (1/D) sum_{i,j} x_pad[n, c, oh*sh + i, ow*sw + j]   (pad = 0)
@@ -44,7 +44,12 @@ def max_pool2d_forward(x, kernel_hw, stride, padding, dilation):
     out_h, out_w = conv_output_hw((h, w), kernel_hw, stride, padding, dilation)
     view = window_view(_pad(x, padding, -xp.inf), kernel_hw, stride, dilation, (out_h, out_w))
     taps = view.reshape(n, c, kh * kw, out_h, out_w)
-    best = xp.argmax(taps, axis=2)
+    best = xp.argmax(taps, axis=2)  # the first maximum, or the first NaN
+    # PyTorch (and the Numba and CUDA paths) let the *last* NaN of a window win; computed
+    # without a data-dependent branch, so that CuPy arrays never wait on a host check
+    nan = xp.isnan(taps)
+    last_nan = kh * kw - 1 - xp.argmax(nan[:, :, ::-1], axis=2)
+    best = xp.where(nan.any(axis=2), last_nan, best)
     y = xp.take_along_axis(taps, best[:, :, None], axis=2)[:, :, 0]
     oh = xp.arange(out_h).reshape(out_h, 1)
     ow = xp.arange(out_w).reshape(1, out_w)

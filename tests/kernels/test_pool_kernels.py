@@ -83,6 +83,16 @@ def test_max_pool_picks_the_first_of_tied_maxima_like_torch(path):
 
 
 @PATHS
+def test_max_pool_lets_the_last_nan_of_a_window_win_like_torch(path):
+    x = np.array([[[[1.0, np.nan, 5.0, 2.0], [np.nan, 0.0, 7.0, np.nan]]]])  # windows: 2 NaNs, 1 NaN
+    y, indices = path.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1))
+    t_y, t_indices = torch.nn.functional.max_pool2d(torch.tensor(x), 2, 2, return_indices=True)
+    np.testing.assert_array_equal(indices, t_indices.numpy())
+    np.testing.assert_array_equal(indices, [[[[4, 7]]]])
+    assert np.isnan(y).all() and np.isnan(t_y.numpy()).all()
+
+
+@PATHS
 def test_a_window_wholly_in_the_padding_gives_minus_inf_index_minus_one_and_no_gradient(path):
     x = np.array([[[[2.0]], [[3.0]]]])  # (1, 2, 1, 1); dilation 2 and padding 1 put taps at -1 and 1
     geo = ((1, 2), (1, 1), (0, 1), (1, 2))
