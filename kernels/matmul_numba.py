@@ -27,7 +27,12 @@ is built on, one at a time:
   panel at once (``_four_rows``): a 4 x 4 block of A sits in registers, and for each
   column j the four values of B loaded feed 16 multiply-adds into four values of C (one
   load and one store each), instead of one multiply-add per load/store pair. The four rows
-  of C (4 x width values) stay in the L1 cache while k runs over the panel.
+  of C (4 x width values) stay in the L1 cache while k runs over the panel. BLAS goes one
+  step further and keeps a small block of C in registers for the whole k loop; LLVM will
+  not do that here, because Numba gives it no promise that the rows of C and of the panel
+  never overlap, so every store to C could change what the next load from the panel
+  reads. Taking four k per pass is what keeps that traffic down to one load and one
+  store of C per 16 multiply-adds.
 * **Wide vectors.** The loop over j is contiguous and branch-free, which LLVM turns into
   SIMD fused multiply-adds. On CPUs with AVX-512 LLVM's cost model still prefers 256-bit
   vectors (elsewhere in a program wider ones can slow the clock down); for a loop that
@@ -68,7 +73,10 @@ def _prefer_512_bit_vectors(typingctx):
     loops. llvmlite's attribute set only admits the flag-style attributes it knows, so
     the key-value attribute is added to the underlying set directly."""
     def codegen(context, builder, signature, args):
-        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        try:
+            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        except TypeError:  # a future llvmlite without a set here: keep LLVM's own choice
+            pass
         return context.get_dummy_value()
 
     return types.none(), codegen

@@ -16,7 +16,8 @@ def _assert_matches_blas(a, b, c):
 
 
 @settings(max_examples=25, deadline=None)
-@given(m=st.integers(1, 70), k=st.integers(1, 300), n=st.integers(1, 530), dtype=st.sampled_from(["float32", "float64"]))
+@given(m=st.integers(1, 70), k=st.integers(1, 300), n=st.integers(1, 530),
+       dtype=st.sampled_from(["float32", "float64"]))
 def test_blocked_matmul_matches_blas_on_odd_sizes(m, k, n, dtype):
     """Sizes straddle the 4-row register block, the k panel (256), the 512-column panel and
     the switch from row to column tasks (16 rows per thread)."""
