@@ -10,7 +10,7 @@ gradient all count:
 
 Contenders: the NumPy path (strided-view im2col + BLAS), the Numba path (parallel Numba
 im2col/col2im + BLAS), PyTorch CPU; "default" is whichever path ``minidl.config`` picks
-with ``kernels="auto"``.  Medians of repeats, timed contender by contender (see ``blocked_medians``).  The Numba compile cost is
+with ``kernels="auto"``.  Medians of repeats, timed in blocks that alternate between the contenders (see ``blocked_medians``).  The Numba compile cost is
 reported apart: the first call in a process with an empty cache, then the first call in
 a second process that finds the cache (``cache=True``).  With a CUDA GPU and CuPy, the
 same shapes at 4x the batch are also timed on the GPU: NumPy path on CuPy arrays (cuBLAS),
@@ -44,7 +44,7 @@ import minidl.config as config  # noqa: E402
 from minidl.kernels import registry  # noqa: E402
 from minidl.functional.conv import conv2d  # noqa: E402
 from minidl.functional.pool import avg_pool2d, max_pool2d  # noqa: E402
-from benchmarks.report import PLOTS, markdown_table, median_time, write_section  # noqa: E402
+from benchmarks.report import PLOTS, markdown_table, write_section  # noqa: E402
 
 SHAPES = [
     ("LeNet-like", dict(n=64, c_in=1, c_out=6, hw=28, k=5, stride=1, padding=0)),
@@ -93,33 +93,32 @@ def torch_step(torch, arrays, s: dict, device: str = "cpu"):
     return run
 
 
-def cpu_median(fn, repeats: int, warmup: int = 2) -> float:
-    """Median process CPU time of ``fn()`` in seconds: with one thread per library it equals
-    the wall time of an idle machine, and it does not count time the process spent waiting
-    for cores that other jobs held."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        times.append(time.process_time() - t0)
-    return statistics.median(times)
+ROUNDS = 3  # blocks per contender, taken in turn: A-block, B-block, ..., A-block, ...
 
 
 def blocked_medians(contenders: dict, repeats: int, cpu_clock: bool = False) -> dict:
-    """Median seconds of each contender, timed one contender after another (two warm-up calls,
-    then ``repeats``); wall time, or process CPU time with ``cpu_clock`` (single-threaded runs).
-    Not interleaved: BLAS, Numba and PyTorch each keep a thread pool, and on a few cores a
-    pool that is still spinning after its last call starves the next library's threads,
-    which interleaving would charge to every call. For the same reason each contender starts
-    after a 0.3 s pause: OpenBLAS's workers keep spinning for about 0.1 s after a call, and
-    the contender timed next would otherwise share the cores with them."""
-    times = {}
-    for name, fn in contenders.items():
-        time.sleep(0.3)
-        times[name] = cpu_median(fn, repeats) if cpu_clock else median_time(fn, repeats=repeats, warmup=2)
-    return times
+    """Median seconds of each contender over ``ROUNDS`` rounds; in each round every
+    contender in turn gets a block of calls (one warm-up, then ceil(repeats / ROUNDS) timed:
+    wall time, or process CPU time with ``cpu_clock`` for single-threaded runs), and the
+    result is the median over all timed calls.  Blocks, not single calls, alternate: BLAS,
+    Numba and PyTorch each keep a thread pool, and on a few cores a pool that is still
+    spinning after its last call starves the next library's threads, which alternating call
+    by call would charge to every call.  For the same reason each block starts after a
+    0.3 s pause (OpenBLAS's workers keep spinning for about 0.1 s after a call).  The rounds
+    spread a slow spell of a shared machine over all contenders instead of one."""
+    per_block = max(1, -(-repeats // ROUNDS))
+    samples: dict = {name: [] for name in contenders}
+    for fn in contenders.values():  # first calls (compilation, allocation) out of the way
+        fn()
+    for _ in range(ROUNDS):
+        for name, fn in contenders.items():
+            time.sleep(0.3)
+            fn()
+            for _ in range(per_block):
+                t0 = time.process_time() if cpu_clock else time.perf_counter()
+                fn()
+                samples[name].append((time.process_time() if cpu_clock else time.perf_counter()) - t0)
+    return {name: statistics.median(ts) for name, ts in samples.items()}
 
 
 POOLS = [  # name, minidl function, torch function name, arguments
@@ -280,7 +279,7 @@ def main(argv=None) -> int:
     print(f"Numba conv2d first call: {cold:.2f} s compiling, {warm:.2f} s from the cache", flush=True)
     body = [
         "conv2d forward + backward (input, weight and bias gradients) of one layer, float32, "
-        f"median {clock} of {repeats} repeats (contender by contender, after 2 warm-up calls); ms per step. `default` is the path "
+        f"median {clock} of {repeats} repeats (blocks of calls alternating between the contenders over {ROUNDS} rounds, each block after a pause and a warm-up call); ms per step. `default` is the path "
         "`minidl.config.kernels = \"auto\"` takes on the CPU. Goal: default within 2x of PyTorch; "
         "Numba faster than NumPy on two of three shapes. "
         f"Measured with {threads} on {os.cpu_count()} cores shared with other jobs, so expect noise of tens of percent.",

@@ -1,7 +1,7 @@
 """Matrix product C = A @ B (square, float32): the Numba CPU kernel against NumPy's BLAS and
 PyTorch, in the same run.
 
-Sizes 256, 512, 1024; median of repeats (timed contender by contender); reported as GFLOP/s (2*n^3 flops per
+Sizes 256, 512, 1024; median of repeats (timed in blocks that alternate between the contenders); reported as GFLOP/s (2*n^3 flops per
 product) and as a fraction of BLAS.  Goal: the Numba kernel at 30% of BLAS or better.
 minidl's default CPU matmul is BLAS; the kernel (``kernels/matmul_numba.py``) is there to
 be read and measured.  The Numba compile cost is reported apart (first call with an empty
@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import minidl.config  # noqa: E402,F401  (registers minidl.kernels in a source checkout)
 from minidl.kernels import matmul_numba  # noqa: E402
 from benchmarks.bench_conv import (  # noqa: E402
-    blocked_medians, cpu_clock_setup, kernel_bench_parser, numba_first_call, run_gpu_section,
+    ROUNDS, blocked_medians, cpu_clock_setup, kernel_bench_parser, numba_first_call, run_gpu_section,
 )
 from benchmarks.report import PLOTS, markdown_table, write_section  # noqa: E402
 
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         print(f"n={n}: numba {rate['numba']:.1f}, BLAS {rate['blas']:.1f}, torch {rate['torch']:.1f} GFLOP/s", flush=True)
     cold, warm = numba_first_call(MATMUL_SETUP, MATMUL_CALL)
     body = [
-        f"Square float32 matmul, GFLOP/s (2n^3 / median {clock} of {repeats} repeats, contender by contender after 2 warm-up calls). "
+        f"Square float32 matmul, GFLOP/s (2n^3 / median {clock} of {repeats} repeats, in blocks alternating between the contenders over {ROUNDS} rounds). "
         "Goal: the Numba kernel at >= 30% of BLAS. "
         f"Measured with {threads} on {os.cpu_count()} cores shared with other jobs, so expect noise of tens of percent.",
         "",

@@ -52,10 +52,10 @@ _MODULES = {
 _BACKENDS = {"numpy": ("cpu", "gpu"), "numba": ("cpu",), "cuda": ("gpu",)}
 
 # The fastest path measured for each op on each backend (benchmarks/RESULTS.md, sections
-# Convolution and Matmul).  CPU: conv2d forward+backward, Numba 1.1-1.8x faster than the
-# NumPy path on the three benchmark layers (1.8x on the VGG-like one, whose stride 1 takes
-# the shifted-rows kernels); pooling, Numba 1.8-3.3x faster; matmul stays BLAS (the Numba
-# kernel reaches a third to a half of it).  GPU (sections "Convolution (CUDA)" and
+# Convolution and Matmul).  CPU: conv2d forward+backward, Numba 1.3-2.4x faster than the
+# NumPy path on the three benchmark layers (contiguous phase-row columns, one share of the
+# batch per core); pooling, Numba 6-8x faster; matmul stays BLAS (the Numba kernel reaches
+# about half of it).  GPU (sections "Convolution (CUDA)" and
 # "Matmul (CUDA)", an NVIDIA H200): conv2d, the CuPy path (im2col + cuBLAS) and the tiled
 # Numba CUDA kernels within 15% of each other (CuPy faster on 2 of 3 layers, and it needs
 # no per-process compilation); matmul, cuBLAS (the Numba kernel reaches about 40% of it);
