@@ -15,7 +15,9 @@ has threads (what the user set, e.g. with ``threadpoolctl``), never more than ``
 runs ``job(0, n)`` in the calling thread when that is one, when ``threadpoolctl`` is
 missing, or when another call already holds the workers (no nesting, no deadlock).  The
 jobs must release the GIL in their heavy parts (NumPy's matmul does; Numba kernels need
-``nogil=True``) and must write only their own share of any output.
+``nogil=True``) and must write only their own share of any output.  While the shares run,
+the BLAS thread count is process-wide 1 (it is restored after), so a BLAS call from another
+thread of the user's program in that window runs on one thread.
 """
 from __future__ import annotations
 
