@@ -180,6 +180,14 @@ _SHIFTED = True
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _tap(i, j, sh, sw, dh, dw, wq):
+    """(phase plane, flat shift) that tap (i, j) reads: x_pad[oh*sh + i*dh, ow*sw + j*dw] =
+    planes[phase][oh*Wq + ow + shift] (see the module docstring)."""
+    phase = ((i * dh) % sh) * sw + (j * dw) % sw
+    return phase, ((i * dh) // sh) * wq + (j * dw) // sw
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _fill_phase_planes(plane, planes, ph, pw, sh, sw, wq):
     """planes[(r % sh)*sw + q % sw, (r // sh)*Wq + q // sw] = x_pad[r, q] for the interior
     (r, q) = (r' + ph, q' + pw) of one padded image plane ``plane`` (H, W)."""
@@ -207,10 +215,9 @@ def _phase_columns_kernel(x, x_ph, cols, ph, pw, kh, kw, sh, sw, dh, dw, wq, p0,
             if fill:
                 _fill_phase_planes(x[n, c], x_ph[n, c], ph, pw, sh, sw, wq)
             for i in range(kh):
-                a, di = (i * dh) % sh, (i * dh) // sh
                 for j in range(kw):
-                    phase = a * sw + (j * dw) % sw
-                    src = p0 + di * wq + (j * dw) // sw
+                    phase, src = _tap(i, j, sh, sw, dh, dw, wq)
+                    src += p0
                     row = (c * kh + i) * kw + j
                     out, run = cols[row, n * length:(n + 1) * length], x_ph[n, c, phase, src:src + length]
                     for p in range(length):
@@ -226,10 +233,9 @@ def _phase_scatter_kernel(dcols, g_ph, kh, kw, sh, sw, dh, dw, wq, p0):
     for n in range(m):
         for c in range(n_chan):
             for i in range(kh):
-                a, di = (i * dh) % sh, (i * dh) // sh
                 for j in range(kw):
-                    phase = a * sw + (j * dw) % sw
-                    dst = p0 + di * wq + (j * dw) // sw
+                    phase, dst = _tap(i, j, sh, sw, dh, dw, wq)
+                    dst += p0
                     row = (c * kh + i) * kw + j
                     out, run = g_ph[n, c, phase, dst:dst + length], dcols[row, n * length:(n + 1) * length]
                     for p in range(length):
@@ -469,10 +475,10 @@ def _direct_forward_kernel(x, x_ph, w, y, acc, ph, pw, kh, kw, sh, sw, dh, dw, w
                     acc[p] = 0
                 for cc in range(cg):
                     for i in range(kh):
-                        a, di = (i * dh) % sh, (i * dh) // sh
                         for j in range(kw):
-                            src = (r0 + di) * wq + (j * dw) // sw
-                            run = x_ph[g * cg + cc, a * sw + (j * dw) % sw, src:src + length]
+                            phase, src = _tap(i, j, sh, sw, dh, dw, wq)
+                            src += r0 * wq
+                            run = x_ph[g * cg + cc, phase, src:src + length]
                             wv = w[o, cc, i, j]
                             for p in range(length):
                                 acc[p] += wv * run[p]
@@ -499,10 +505,9 @@ def _direct_weight_kernel(x, x_ph, gy, gw, wide, ph, pw, kh, kw, sh, sw, dh, dw,
             _widen_row(gy[n, o], wide, wq)
             for cc in range(cg):
                 for i in range(kh):
-                    a, di = (i * dh) % sh, (i * dh) // sh
                     for j in range(kw):
-                        src = di * wq + (j * dw) // sw
-                        run = x_ph[g * cg + cc, a * sw + (j * dw) % sw, src:src + length]
+                        phase, src = _tap(i, j, sh, sw, dh, dw, wq)
+                        run = x_ph[g * cg + cc, phase, src:src + length]
                         total = gw[o, cc, i, j] * 0
                         for p in range(length):
                             total += wide[p] * run[p]
@@ -524,10 +529,9 @@ def _direct_input_kernel(gy, w, gx, g_ph, wide, ph, pw, kh, kw, sh, sw, dh, dw, 
             _widen_row(gy[n, o], wide, wq)
             for cc in range(cg):
                 for i in range(kh):
-                    a, di = (i * dh) % sh, (i * dh) // sh
                     for j in range(kw):
-                        dst = di * wq + (j * dw) // sw
-                        run = g_ph[g * cg + cc, a * sw + (j * dw) % sw, dst:dst + length]
+                        phase, dst = _tap(i, j, sh, sw, dh, dw, wq)
+                        run = g_ph[g * cg + cc, phase, dst:dst + length]
                         wv = w[o, cc, i, j]
                         for p in range(length):
                             run[p] += wv * wide[p]
