@@ -25,7 +25,9 @@ setup(
             "hypothesis>=6",
             "scikit-learn>=1.2",
             "torch==2.13.0",
-            "numba-cuda>=0.20",
+            # [cu13]: the CUDA compiler (NVVM, NVRTC) as wheels, so that the tests compile the CUDA
+            # kernels to PTX and check their disk cache on a machine without a GPU.
+            "numba-cuda[cu13]>=0.20",
             "onnx>=1.14",
             "onnxruntime>=1.16",
             "joblib>=1.2",

@@ -190,6 +190,25 @@ CONV_CALL = ("conv_numba.conv2d_forward(x, w, *g); conv_numba.conv2d_backward_in
              "conv_numba.conv2d_backward_weight(x, gy, (3, 3), *g)")
 
 
+CUDA_SETUP = """
+import cupy
+import minidl.config
+from minidl.kernels import conv_cuda
+x = cupy.ones((2, 3, 8, 8), cupy.float32); w = cupy.ones((4, 3, 3, 3), cupy.float32)
+gy = cupy.ones((2, 4, 8, 8), cupy.float32)
+g = ((1, 1), (1, 1), (1, 1), 1)
+"""
+CUDA_CALL = ("conv_cuda.conv2d_forward(x, w, *g); conv_cuda.conv2d_backward_input(gy, w, (8, 8), *g); "
+             "conv_cuda.conv2d_backward_weight(x, gy, (3, 3), *g); cupy.cuda.Device().synchronize()")
+
+
+def compile_cost_line(what: str, setup: str, call: str) -> str:
+    """One sentence: the first call's CPU seconds with an empty Numba cache, and in a second process."""
+    cold, warm = numba_first_call(setup, call)
+    return (f"Numba compile cost ({what}, float32, first call, CPU time): {cold:.2f} s with an empty cache, "
+            f"{warm:.2f} s in a second process that loads the cache (`cache=True`).")
+
+
 def gpu_available() -> bool:
     try:
         import cupy  # noqa: F401
@@ -275,8 +294,8 @@ def main(argv=None) -> int:
         default = registry.resolve(torch_name, "cpu", "auto")
         pool_table.append([name, ms["numpy"], ms["numba"], ms["torch"], default, ms[default] / ms["torch"]])
         print(f"{name}: numpy {ms['numpy']:.1f} ms, numba {ms['numba']:.1f} ms, torch {ms['torch']:.1f} ms", flush=True)
-    cold, warm = numba_first_call(CONV_SETUP, CONV_CALL)
-    print(f"Numba conv2d first call: {cold:.2f} s compiling, {warm:.2f} s from the cache", flush=True)
+    compile_line = compile_cost_line("conv2d forward + both gradients", CONV_SETUP, CONV_CALL)
+    print(compile_line, flush=True)
     body = [
         "conv2d forward + backward (input, weight and bias gradients) of one layer, float32, "
         f"median {clock} of {repeats} repeats (blocks of calls alternating between the contenders over {ROUNDS} rounds, each block after a pause and a warm-up call); ms per step. `default` is the path "
@@ -287,8 +306,7 @@ def main(argv=None) -> int:
         markdown_table(["shape", "NumPy path ms", "Numba path ms", "PyTorch ms", "default", "default / PyTorch",
                         "NumPy / Numba"], table),
         "",
-        f"Numba compile cost (conv2d forward + both gradients, float32, first call, CPU time): {cold:.2f} s with "
-        f"an empty cache, {warm:.2f} s in a second process that loads the cache (`cache=True`).",
+        compile_line,
         "",
         "![conv2d CPU](results/conv_cpu.png)",
         "",
@@ -349,6 +367,8 @@ def gpu_section(torch, repeats: int) -> str:
         "",
         markdown_table(["pool", "CuPy path ms", "Numba CUDA ms", "PyTorch CUDA ms", "default", "default / PyTorch"],
                        pool_table),
+        "",
+        compile_cost_line("CUDA conv2d forward + both gradients", CUDA_SETUP, CUDA_CALL),
     ])
 
 

@@ -99,7 +99,7 @@ def _make_forward(scalar, tiling: Tiling):
                     value = x[n, c0 + taps[0, k], ih, iw]
             staged_x[e] = value
 
-    @cuda.jit
+    @cuda.jit(cache=True)
     def forward(x, w2, taps, y, sh, sw, ph, pw):
         # tile_w[kk, r, t] = W[o0 + t + tm*r, k0 + kk],  tile_x[kk, c, t] = Xcol[k0 + kk, p0 + t + tn*c]
         tile_w = cuda.shared.array(shape_w, dtype=scalar)
@@ -195,7 +195,7 @@ def _make_backward_weight(scalar, tiling: Tiling):
                     value = x[n, c0 + taps[0, k], ih, iw]
             staged_x[e] = value
 
-    @cuda.jit
+    @cuda.jit(cache=True)
     def backward_weight(x, gy, taps, partial, sh, sw, ph, pw, chunk):
         # tile_gy[pp, r, t] = GY[o0 + t + tm*r, p0 + pp],  tile_x[pp, c, t] = Xcol[k0 + t + tn*c, p0 + pp]
         tile_gy = cuda.shared.array(shape_gy, dtype=scalar)
@@ -278,7 +278,7 @@ def _make_backward_input(scalar, tiling: Tiling):
                     value = gy[n, go0 + taps[0, r], oh, ow]
             staged_gy[e] = value
 
-    @cuda.jit
+    @cuda.jit(cache=True)
     def backward_input(gy, w3, taps, gx, a, b, sh, sw, h_phase, w_phase):
         # tile_w[rr, r, t] = WT[cb + t + tm*r, r0 + rr],  tile_gy[rr, c, t] = GYcol[r0 + rr, q0 + t + tn*c]
         tile_w = cuda.shared.array(shape_w, dtype=scalar)
@@ -330,7 +330,7 @@ def _make_backward_input(scalar, tiling: Tiling):
 
 @functools.lru_cache(maxsize=None)
 def _kernels(dtype_name: str, tiling: Tiling) -> dict:
-    """The three kernels for one dtype and tiling (compiled on first launch, once per process)."""
+    """The three kernels for one dtype and tiling (compiled on first launch, then loaded from Numba's disk cache)."""
     if dtype_name not in _SCALARS:
         raise TypeError(f"conv2d (cuda): expected float32 or float64 arrays, got {dtype_name}")
     check_tiling(tiling)

@@ -36,8 +36,12 @@ The tiling (sizes on a GPU, :data:`GPU_TILING`; the simulator uses smaller ones)
   early would leave the other threads of its block waiting at ``syncthreads`` forever.
 
 Shared arrays need their shape and dtype at compile time, so the kernels are built by a
-factory per (dtype, tiling).  A kernel built inside a factory is a closure, which Numba does
-not cache on disk: the compile is paid once per process and dtype (about a second).
+factory per (dtype, tiling), and each is a closure over those constants and its device
+functions.  ``cache=True`` still caches them on disk: Numba keys a closure's cache entry on
+the pickled values of its cells, and every cell here (ints, a Numba scalar type, the tiling,
+device functions, which pickle as their Python code) pickles to the same bytes in every
+process.  So the compile (about a second per kernel and dtype) is paid once per machine, and
+editing a device function, here or in :mod:`conv_cuda`, changes the key and recompiles.
 :func:`make_tile_product` (the inner step), :func:`make_slots` and :func:`make_stager` (who
 loads which tile element, and its place in shared memory) are shared with the implicit-GEMM
 convolution kernels of :mod:`conv_cuda`, which differ only in what they fetch.
@@ -201,7 +205,7 @@ def _make_kernel(scalar, tiling: Tiling):
             j = j0 + col
             staged_b[e] = b[k, j] if (k < k_dim and j < n) else scalar(0)
 
-    @cuda.jit
+    @cuda.jit(cache=True)
     def kernel(a, b, c):
         tile_a = cuda.shared.array(shape_a, dtype=scalar)
         tile_b = cuda.shared.array(shape_b, dtype=scalar)
