@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every check that needs a CUDA GPU, in one run (for a machine lent for a few minutes):
-#   1. the GPU tests (every test parametrised over device="cuda", the CUDA kernels on CuPy
-#      arrays, the CuPy/MPI staging tests);
+#   1. the GPU tests: first the CUDA kernels on CuPy arrays (and their disk cache), then every
+#      test parametrised over device="cuda" and the CuPy/MPI staging tests;
 #   2. the GPU benchmarks, each against its reference in the same run (PyTorch CUDA, cuBLAS):
 #      training throughput, conv2d, matmul, autograd overhead -- written to RESULTS.md;
 #   3. the demo on the GPU.
@@ -51,8 +51,12 @@ if ! python3 -c "import numpy; numpy.row_stack" 2>/dev/null; then
 fi
 
 XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 6")
+# The Numba CUDA kernels' own GPU tests first, on their own clock: the broad run below has not
+# always finished inside its limit, and these are the ones only a GPU can check.
+TAIL=30 step kernel-tests "${KERNEL_TEST_LIMIT:-120}" python3 -m pytest -q -p no:cacheprovider -m gpu -rs \
+    --timeout 100 tests/kernels
 TAIL=30 step tests "${TEST_LIMIT:-110}" python3 -m pytest -q -p no:cacheprovider $XDIST -k "cuda or gpu" \
-    --timeout 100 tests
+    --timeout 100 --ignore tests/kernels tests
 step bench 40 python3 benchmarks/bench_conv.py --device cuda
 step bench 30 python3 benchmarks/bench_matmul.py --device cuda
 step bench "${BENCH_LIMIT:-60}" python3 benchmarks/bench_training.py --device cuda
