@@ -57,8 +57,8 @@ TAIL=30 step kernel-tests "${KERNEL_TEST_LIMIT:-120}" python3 -m pytest -q -p no
     --timeout 100 tests/kernels
 TAIL=30 step tests "${TEST_LIMIT:-110}" python3 -m pytest -q -p no:cacheprovider $XDIST -k "cuda or gpu" \
     --timeout 100 --ignore tests/kernels tests
-step bench 40 python3 benchmarks/bench_conv.py --device cuda
-step bench 30 python3 benchmarks/bench_matmul.py --device cuda
+step bench 55 python3 benchmarks/bench_conv.py --device cuda
+step bench 45 python3 benchmarks/bench_matmul.py --device cuda
 step bench "${BENCH_LIMIT:-60}" python3 benchmarks/bench_training.py --device cuda
 step bench 25 python3 benchmarks/bench_autograd.py --device cuda
 export PYTHONPATH=$PLAIN_PYTHONPATH
