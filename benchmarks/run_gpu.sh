@@ -51,12 +51,13 @@ if ! python3 -c "import numpy; numpy.row_stack" 2>/dev/null; then
 fi
 
 XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 6")
+TIMEOUT=$(python3 -c "import pytest_timeout" 2>/dev/null && echo "--timeout 100")   # per test, when pytest-timeout is there
 # The Numba CUDA kernels' own GPU tests first, on their own clock: the broad run below has not
 # always finished inside its limit, and these are the ones only a GPU can check.
 TAIL=30 step kernel-tests "${KERNEL_TEST_LIMIT:-120}" python3 -m pytest -q -p no:cacheprovider -m gpu -rs \
-    --timeout 100 tests/kernels
+    $TIMEOUT tests/kernels
 TAIL=30 step tests "${TEST_LIMIT:-110}" python3 -m pytest -q -p no:cacheprovider $XDIST -k "cuda or gpu" \
-    --timeout 100 --ignore tests/kernels tests
+    $TIMEOUT --ignore tests/kernels tests
 step bench 55 python3 benchmarks/bench_conv.py --device cuda
 step bench 45 python3 benchmarks/bench_matmul.py --device cuda
 step bench "${BENCH_LIMIT:-60}" python3 benchmarks/bench_training.py --device cuda
