@@ -2,9 +2,9 @@
 this script in two processes and compares what they print.
 
     python cuda_cache_cases.py keys       the cache key of every CUDA kernel (JSON); no GPU needed
-    python cuda_cache_cases.py emulated   compile every kernel to PTX with an emulated sm_90
-                                          device; needs NVVM (a CUDA toolkit), no GPU
-    python cuda_cache_cases.py gpu        launch every kernel on the GPU (CuPy arrays)
+    python cuda_cache_cases.py emulated   compile every kernel, float32 and float64, to PTX for an
+                                          emulated sm_90 device; needs NVVM (a CUDA toolkit), no GPU
+    python cuda_cache_cases.py gpu        launch the tiled conv and matmul kernels on the GPU (CuPy arrays)
 
 ``emulated`` and ``gpu`` print, as JSON, how many of the kernels' overloads were loaded from
 the disk cache ("hits") and how many were compiled ("misses").  Run with ``NUMBA_CACHE_DIR``
@@ -58,20 +58,25 @@ def kernels() -> dict:
     return found
 
 
-def signatures(dtype: str) -> dict:
-    """Argument types of the GPU-tiling kernels as a launch infers them (C-contiguous arrays, int64 scalars)."""
+def signatures(dtype: str) -> list[tuple[str, tuple]]:
+    """(kernel name, argument types) for every kernel a GPU launches on ``dtype`` arrays, as the
+    launch infers them: C-contiguous arrays, int64 and bool scalars, the zero of ``dtype``."""
     from numba.cuda.typing.typeof import Purpose, typeof
 
     def t(value):
         return typeof(value, Purpose.argument)
 
     x2, x3, x4 = (t(np.zeros((1,) * nd, dtype)) for nd in (2, 3, 4))
-    i2 = t(np.zeros((1, 1), np.int32))
-    n = t(1)
-    return {f"conv forward {dtype} gpu": (x4, x2, i2, x4, n, n, n, n),
-            f"conv backward_weight {dtype} gpu": (x4, x4, i2, x3, n, n, n, n, n),
-            f"conv backward_input {dtype} gpu": (x4, x3, i2, x4, n, n, n, n, n, n),
-            f"matmul {dtype} gpu": (x2, x2, x2)}
+    i2, i4 = t(np.zeros((1, 1), np.int32)), t(np.zeros((1, 1, 1, 1), np.int64))
+    n, flag, zero = t(1), t(True), t(np.zeros((), dtype)[()])
+    return [(f"conv forward {dtype} gpu", (x4, x2, i2, x4) + (n,) * 4),
+            (f"conv backward_weight {dtype} gpu", (x4, x4, i2, x3) + (n,) * 5),
+            (f"conv backward_input {dtype} gpu", (x4, x3, i2, x4) + (n,) * 6),
+            (f"matmul {dtype} gpu", (x2, x2, x2)),
+            ("pool _max_forward", (x4, x4, i4) + (n,) * 8),
+            ("pool _max_backward", (x4, i4, x4) + (n,) * 8 + (zero,)),
+            ("pool _avg_forward", (x4, x4) + (n,) * 6 + (flag, zero)),
+            ("pool _avg_backward", (x4, x4) + (n,) * 6 + (flag, zero))]
 
 
 def keys() -> dict:
@@ -86,6 +91,7 @@ def keys() -> dict:
 
 
 def counts(names) -> dict:
+    """name -> overloads loaded from the disk cache ("hits") and compiled ("misses") in this process."""
     found = kernels()
     return {name: {"hits": sum(found[name]._cache_hits.values()), "misses": sum(found[name]._cache_misses.values())}
             for name in names}
@@ -116,10 +122,10 @@ def emulated() -> dict:
         print(f"cannot compile PTX here: {type(err).__name__}: {str(err).strip().splitlines()[0]}", file=sys.stderr)
         raise SystemExit(3)
     found = kernels()
-    sigs = signatures("float32")
-    for name, sig in sigs.items():
+    compiled = signatures("float32") + signatures("float64")
+    for name, sig in compiled:
         found[name].compile(sig)
-    return counts(sigs)
+    return counts({name for name, _ in compiled})
 
 
 def on_gpu() -> dict:
@@ -142,7 +148,7 @@ def on_gpu() -> dict:
     conv_cuda.conv2d_backward_weight(x, y, w.shape[2:], *geo)
     matmul_cuda.matmul_2d(cupy.ones((5, 7), cupy.float32), cupy.ones((7, 3), cupy.float32))
     cupy.cuda.Device().synchronize()
-    return counts(signatures("float32"))
+    return counts({name for name, _ in signatures("float32") if not name.startswith("pool ")})
 
 
 if __name__ == "__main__":
