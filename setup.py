@@ -25,9 +25,7 @@ setup(
             "hypothesis>=6",
             "scikit-learn>=1.2",
             "torch==2.13.0",
-            # [cu13]: the CUDA compiler (NVVM, NVRTC) as wheels, so that the tests compile the CUDA
-            # kernels to PTX and check their disk cache on a machine without a GPU.
-            "numba-cuda[cu13]>=0.20",
+            "numba-cuda>=0.20",
             "onnx>=1.14",
             "onnxruntime>=1.16",
             "joblib>=1.2",
@@ -35,6 +33,10 @@ setup(
             "mpi4py>=3.1",
         ],
         "gpu": ["cupy-cuda12x"],
+        # The CUDA 13 compiler (NVVM, NVRTC) as wheels: the tests then compile the CUDA kernels to PTX
+        # and check their disk cache without a GPU (CI installs it). On a GPU machine the toolkit must
+        # match the driver: numba-cuda[cu12] for a CUDA 12 driver.
+        "cuda13": ["numba-cuda[cu13]>=0.20"],
         "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
         "mpi": ["mpi4py>=3.1"],
     },

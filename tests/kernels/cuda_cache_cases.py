@@ -119,7 +119,8 @@ def emulated() -> dict:
     try:
         cuda.compile_ptx(lambda a: None, (float32[:],), cc=FAKE_CC)
     except Exception as err:  # NVVM or NVRTC missing: no CUDA toolkit on this machine
-        print(f"cannot compile PTX here: {type(err).__name__}: {str(err).strip().splitlines()[0]}", file=sys.stderr)
+        print(f"no CUDA compiler to build PTX with (pip install -e '.[cuda13]'): {type(err).__name__}: "
+              f"{str(err).strip().splitlines()[0]}", file=sys.stderr)
         raise SystemExit(3)
     found = kernels()
     compiled = signatures("float32") + signatures("float64")
